@@ -1,0 +1,190 @@
+"""Per-arch final accuracies of a benchmark, as one compact table.
+
+A table has an ``arch_str`` column (the space's canonical arch string), optionally ``arch_index``, and one accuracy
+column per data set (``cifar10``, ``cifar100``, ``ImageNet16-120``, ``digits``, ...), in percent. It is read from
+CSV or parquet. Known third-party layouts are renamed on reading (e.g. the NATS-Bench landscape CSV's
+``CIFAR10TestAccuracy200Epochs`` -> ``cifar10``).
+
+When the table does not exist but the official benchmark (``source``) does, the table is extracted once from it:
+a NATS-Bench topology directory (``NATS-tss-v1_0-3ffb9-simple``, through ``nats_bench``) or a NAS-Bench-201
+``.pth`` (through ``nas_201_api``); the 200-epoch test accuracy (mean over seeds) is taken for cifar10 (ori-test),
+cifar100 and ImageNet16-120 (x-test), as those benchmarks define their final test accuracy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from ntkexp.data.sources import MissingFileError
+
+ALIASES = {
+    "ArchitectureString": "arch_str",
+    "arch": "arch_str",
+    "CIFAR10TestAccuracy200Epochs": "cifar10",
+    "CIFAR100TestAccuracy200Epochs": "cifar100",
+    "ImageNetTestAccuracy200Epochs": "ImageNet16-120",
+    "index": "arch_index",
+}
+NB201_DATASETS = {"cifar10": "ori-test", "cifar100": "x-test", "ImageNet16-120": "x-test"}
+
+
+@dataclass
+class BenchmarkConfig:
+    """Where a search space's ground truth lives. ``table`` may be ``pkg://<file>`` for a table shipped in
+    ``ntkexp/resources``. ``how_to_get`` is shown when neither file exists."""
+
+    table: str | None = None
+    source: str | None = None
+    source_format: str = "auto"  # auto | nats_tss | nb201_pth
+    how_to_get: str = ""
+    label: str = ""  # what the accuracies are (shown in outputs), e.g. "NB201 200-epoch test accuracy"
+
+
+def resolve_path(path: str) -> Path:
+    if path.startswith("pkg://"):
+        return Path(str(resources.files("ntkexp.resources").joinpath(path[len("pkg://"):])))
+    return Path(path).expanduser()
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path, mode: str = "w") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; it replaces ``path`` only when the block finishes without error."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class GroundTruth:
+    """An accuracy table indexed by canonical arch string."""
+
+    def __init__(self, frame: pd.DataFrame, label: str = "", path: str = "") -> None:
+        frame = frame.rename(columns={k: v for k, v in ALIASES.items() if k in frame.columns})
+        if "arch_str" not in frame.columns:
+            raise ValueError(f"ground-truth table {path or ''} has no arch column (arch_str); columns: {list(frame.columns)}")
+        if frame.empty:
+            raise ValueError(f"ground-truth table {path} is empty")
+        if frame["arch_str"].duplicated().any():
+            raise ValueError(f"ground-truth table {path} lists an arch twice: "
+                             f"{frame.loc[frame['arch_str'].duplicated(), 'arch_str'].iloc[0]}")
+        self.frame = frame.set_index("arch_str", drop=False)
+        self.label, self.path = label, path
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for c in self.frame.columns if c not in ("arch_str", "arch_index", "UniqueString")]
+
+    def archs(self) -> list[str]:
+        return list(self.frame["arch_str"])
+
+    def require(self, key: str, context: str = "") -> None:
+        if key not in self.frame.columns:
+            raise ValueError(f"the ground truth {self.path} has no accuracy for data set {key!r} (it has: "
+                             f"{', '.join(self.columns)}){context}")
+
+    def accuracy(self, archs: list[str], key: str) -> np.ndarray:
+        self.require(key)
+        return self.frame[key].reindex(archs).to_numpy(dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except Exception as err:  # pandas/pyarrow raise many types for damaged files
+        raise ValueError(f"ground-truth table {path} cannot be read ({type(err).__name__}: {err}); "
+                         "it is truncated or corrupt: delete it to rebuild it from the benchmark source") from None
+
+
+def convert_nats_tss(source: Path, out: Path) -> pd.DataFrame:
+    """Extract the final 200-epoch test accuracies from a NATS-Bench TSS directory (fast mode) into ``out``."""
+    import nats_bench
+
+    api = nats_bench.create(str(source), "tss", fast_mode=True, verbose=False)
+    rows = []
+    for index in range(len(api)):
+        if not (source / f"{index:06d}.pickle.pbz2").exists():  # partial copies: keep the archs that are there
+            continue
+        row = {"arch_index": index, "arch_str": api.arch(index)}
+        for ds in NB201_DATASETS:
+            row[ds] = api.get_more_info(index, ds, hp="200", is_random=False)["test-accuracy"]
+        rows.append(row)
+    if not rows:
+        raise MissingFileError(f"{source} holds no per-arch NATS files (000000.pickle.pbz2, ...)")
+    frame = pd.DataFrame(rows)
+    _write_table(frame, out)
+    return frame
+
+
+def convert_nb201_pth(source: Path, out: Path) -> pd.DataFrame:
+    """Extract the final 200-epoch test accuracies from ``NAS-Bench-201-v1_*.pth`` (nas_201_api) into ``out``."""
+    import torch
+    from nas_201_api import NASBench201API
+
+    original = torch.load
+
+    def load(*args, **kwargs):  # the benchmark is a pickle of python objects; torch >= 2.6 refuses those by default
+        kwargs["weights_only"] = False
+        return original(*args, **kwargs)
+
+    torch.load = load
+    try:
+        api = NASBench201API(str(source), verbose=False)
+    finally:
+        torch.load = original
+    rows = []
+    for index in range(len(api)):
+        row = {"arch_index": index, "arch_str": api.arch(index)}
+        for ds, split in NB201_DATASETS.items():
+            results = api.query_by_index(index, ds, hp="200")
+            row[ds] = float(np.mean([r.get_eval(split)["accuracy"] for r in results.values()]))
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    _write_table(frame, out)
+    return frame
+
+
+def _write_table(frame: pd.DataFrame, out: Path) -> None:
+    with atomic_write(out) as tmp:
+        if out.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+
+
+def load_ground_truth(cfg: BenchmarkConfig) -> GroundTruth:
+    """The table at ``cfg.table``; built from ``cfg.source`` first when only the official benchmark is present."""
+    table = resolve_path(cfg.table) if cfg.table else None
+    if table is not None and table.exists():
+        return GroundTruth(read_table(table), cfg.label, str(table))
+    source = resolve_path(cfg.source) if cfg.source else None
+    if source is not None and source.exists():
+        fmt = cfg.source_format
+        if fmt == "auto":
+            fmt = "nb201_pth" if source.suffix == ".pth" else "nats_tss"
+        out = table or source.with_name(source.name + ".ntkexp.csv")
+        frame = convert_nb201_pth(source, out) if fmt == "nb201_pth" else convert_nats_tss(source, out)
+        return GroundTruth(frame, cfg.label, str(out))
+    looked = [str(p) for p in (table, source) if p is not None]
+    raise MissingFileError(
+        f"benchmark ground truth not found: looked for {' and '.join(looked) or '(no path configured)'}. "
+        f"{cfg.how_to_get} Set search_space.benchmark.table=<file> (or paths.data_root=<dir>)."
+    )

@@ -1,0 +1,99 @@
+"""Structured configs: the typed schema every composed config is validated against.
+
+``register_configs()`` puts :class:`RunConfig` in Hydra's ConfigStore as ``ntkexp_schema``; ``conf/config.yaml``
+lists it first in its defaults, so a key that does not exist or a value of the wrong type is refused at composition
+with OmegaConf's message, and an unknown group option (``metric=nc``) is refused by Hydra with the list of options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from ntkexp.benchmarks import BenchmarkConfig
+from ntkexp.data import DataConfig
+from ntkexp.init import InitConfig
+from ntkexp.loggers import LoggerConfig
+from ntkexp.train import TrainConfig
+
+
+@dataclass
+class SpaceConfig:
+    """Config group ``search_space``: which space, its size settings, and where its ground truth is."""
+
+    name: str = "nasbench201"
+    C: int | None = None
+    N: int | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+
+
+@dataclass
+class NTKSettings:
+    """Every NTK convention (the ``bn_mode`` group sets ``ntk.bn_mode``); recorded with every score."""
+
+    reduction: str = "sum"
+    logit_index: int = 0
+    params: str = "all"
+    bn_mode: str = "train"
+    dtype: str = "float32"
+    chunk_size: int | None = 16
+    batch_size: int = 64
+
+
+@dataclass
+class MetricConfig:
+    """Config group ``metric``: the metrics computed (all from one NTK), the first being the primary one."""
+
+    names: list[str] = field(default_factory=lambda: ["lga"])
+    train_epochs: int = 0
+
+
+@dataclass
+class SearchAlgoConfig:
+    name: str = "random"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskConfig:
+    name: str = "correlate"
+    top_k: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1])
+    plot: bool = True
+    progress: bool = True
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = "."
+    data_root: str = "./data"
+    cache_dir: str = "./.cache"
+    output_dir: str = "."
+
+
+@dataclass
+class RunConfig:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    search_space: SpaceConfig = field(default_factory=SpaceConfig)
+    metric: MetricConfig = field(default_factory=MetricConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+    ntk: NTKSettings = field(default_factory=NTKSettings)
+    dataset: DataConfig = field(default_factory=DataConfig)
+    search_algo: SearchAlgoConfig = field(default_factory=SearchAlgoConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    trainer: TrainConfig = field(default_factory=TrainConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 0
+    n_archs: int | None = 100  # null: every arch the ground truth has
+    archs: list[str] | None = None  # a named list instead of sampling
+    use_cache: bool = True
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+    name: str = MISSING  # run name (set in config.yaml from the choices)
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="ntkexp_schema", node=RunConfig)

@@ -1,0 +1,169 @@
+"""A LightningDataModule over in-memory image arrays, with batch-level augmentation in torch ops.
+
+The whole split is held as one normalised float tensor. Training batches are cut from it by a seeded permutation and
+augmented on the batch (random crop after zero padding, horizontal flip), so when the tensor lives on the GPU there is
+no per-step host-to-device copy (``loader=tensor``); ``loader=dataloader`` gives the plain ``torch.utils.data``
+path instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from ntkexp.data.sources import DataSplit, load_arrays
+
+
+@dataclass
+class DataConfig:
+    """Config group ``dataset``. ``benchmark_key`` names this data set's column in a ground-truth table."""
+
+    name: str = "digits"
+    kind: str = "digits"
+    root: str = "."
+    path: str | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+    num_classes: int = 10
+    in_channels: int = 1
+    resolution: int = 8
+    mean: list[float] = field(default_factory=lambda: [0.5])
+    std: list[float] = field(default_factory=lambda: [0.5])
+    benchmark_key: str = "digits"
+    augment: bool = True
+    crop_padding: int = 4
+    flip: bool = True
+    batch_size: int = 256
+    loader: str = "tensor"  # tensor | dataloader
+    train_subset: int | None = None  # keep only the first n training images (tests, quick runs)
+
+
+def _to_float(split: DataSplit, mean: list[float], std: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.from_numpy(split.x)
+    x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return ((x - m) / s).contiguous(), torch.from_numpy(split.y).long()
+
+
+def augment_batch(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Random crop (zero padding ``padding``) and horizontal flip, per sample, on the batch's own device."""
+    b, c, h, w = x.shape
+    if padding > 0:
+        xp = F.pad(x, (padding, padding, padding, padding))
+        oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(x.device)
+        ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(x.device)
+        rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+        cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+        bi = torch.arange(b, device=x.device)[:, None, None, None]
+        ci = torch.arange(c, device=x.device)[None, :, None, None]
+        x = xp[bi, ci, rows, cols]
+    if flip:
+        mask = (torch.rand(b, generator=generator) < 0.5).to(x.device)[:, None, None, None]
+        x = torch.where(mask, x.flip(3), x)
+    return x
+
+
+class TensorBatches:
+    """An epoch of shuffled, augmented batches sliced from tensors (on any device)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, cfg: DataConfig | None, seed: int,
+                 shuffle: bool = True) -> None:
+        self.x, self.y, self.batch_size, self.cfg, self.shuffle = x, y, batch_size, cfg, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return (len(self.y) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.y)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order = order.to(self.x.device)
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            xb = self.x[idx]
+            if self.cfg is not None and self.cfg.augment:
+                xb = augment_batch(xb, self.cfg.crop_padding, self.cfg.flip, self.generator)
+            yield xb, self.y[idx]
+
+
+class ArrayDataModule(L.LightningDataModule):
+    """Train/test splits of one data set, normalised with the benchmark's mean and std."""
+
+    def __init__(self, cfg: DataConfig, seed: int = 0, device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        if cfg.loader not in ("tensor", "dataloader"):
+            raise ValueError(f"dataset.loader must be 'tensor' or 'dataloader', got {cfg.loader!r}")
+        self.cfg, self.seed, self.device = cfg, seed, torch.device(device)
+        self._train: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._test: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._aug_generator = torch.Generator().manual_seed(seed)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._train is not None:
+            return
+        cfg = self.cfg
+        train, test = load_arrays(cfg.kind, root=cfg.root, path=cfg.path, num_classes=cfg.num_classes, keys=cfg.keys)
+        if cfg.train_subset is not None:
+            train = DataSplit(train.x[: cfg.train_subset], train.y[: cfg.train_subset])
+        for split_name, split in (("train", train), ("test", test)):
+            if split.x.ndim != 4 or split.x.shape[1] != cfg.in_channels:
+                raise ValueError(f"dataset {cfg.name!r}: {split_name} images have shape {split.x.shape[1:]}, "
+                                 f"expected {cfg.in_channels} channels (NCHW)")
+            if len(split.y) and (split.y.min() < 0 or split.y.max() >= cfg.num_classes):
+                raise ValueError(f"dataset {cfg.name!r}: {split_name} labels span {split.y.min()}..{split.y.max()}, "
+                                 f"outside 0..{cfg.num_classes - 1}")
+        if len(train.y) == 0:
+            raise ValueError(f"dataset {cfg.name!r} has no training images")
+        self._train = tuple(t.to(self.device) for t in _to_float(train, cfg.mean, cfg.std))  # type: ignore[assignment]
+        self._test = tuple(t.to(self.device) for t in _to_float(test, cfg.mean, cfg.std))  # type: ignore[assignment]
+
+    @property
+    def train_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self.setup()
+        assert self._train is not None
+        return self._train
+
+    @property
+    def test_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self.setup()
+        assert self._test is not None
+        return self._test
+
+    def probe_batch(self, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed batch of ``size`` un-augmented training images, drawn without replacement by ``seed``."""
+        x, y = self.train_tensors
+        if not 2 <= size <= len(y):
+            raise ValueError(f"batch size {size} must be between 2 and the {len(y)} training images of {self.cfg.name}")
+        idx = torch.from_numpy(np.random.default_rng(seed).choice(len(y), size=size, replace=False)).to(x.device)
+        return x[idx].contiguous(), y[idx]
+
+    def train_dataloader(self) -> Any:
+        x, y = self.train_tensors
+        if self.cfg.loader == "dataloader":
+            gen = torch.Generator().manual_seed(self.seed)
+            return DataLoader(TensorDataset(x.cpu(), y.cpu()), batch_size=self.cfg.batch_size, shuffle=True,
+                              generator=gen, collate_fn=self._collate_augment)
+        return TensorBatches(x, y, self.cfg.batch_size, self.cfg, self.seed)
+
+    def _collate_augment(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        xb = torch.stack([i[0] for i in items])
+        yb = torch.stack([i[1] for i in items])
+        if self.cfg.augment:
+            xb = augment_batch(xb, self.cfg.crop_padding, self.cfg.flip, self._aug_generator)
+        return xb, yb
+
+    def test_dataloader(self) -> Any:
+        x, y = self.test_tensors
+        return TensorBatches(x, y, max(self.cfg.batch_size, 512), None, 0, shuffle=False)
+
+    val_dataloader = test_dataloader
+
+
+def build_datamodule(cfg: DataConfig, seed: int = 0, device: str | torch.device = "cpu") -> ArrayDataModule:
+    return ArrayDataModule(cfg, seed=seed, device=device)

@@ -1,0 +1,134 @@
+"""Readers for the image data sets the benchmarks were trained on, straight from their published file formats.
+
+* ``cifar10`` / ``cifar100``: the python-pickle releases (``cifar-10-batches-py/``, ``cifar-100-python/``), the same
+  files torchvision reads (torchvision itself is not needed).
+* ``imagenet16``: ImageNet16 (``train_data_batch_1..10``, ``val_data``), the down-sampled ImageNet of Chrabaszcz et
+  al.; ImageNet16-120 keeps the classes 1..120 as NAS-Bench-201 does.
+* ``npz``: any ``.npz`` with uint8 HWC (or float NCHW) images and integer labels under configurable keys, e.g.
+  ``cifar10_partial.npz``.
+* ``digits``: scikit-learn's 8x8 handwritten digits, shipped inside scikit-learn (the embedded default), split
+  80/20 with a fixed seed.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATASET_KINDS = ("cifar10", "cifar100", "imagenet16", "npz", "digits")
+
+
+class MissingFileError(FileNotFoundError):
+    """A data or benchmark file that is not where the config says; the message says how to get it."""
+
+
+@dataclass
+class DataSplit:
+    """uint8 or float images in NCHW layout, and int64 labels."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.y):
+            raise ValueError(f"{len(self.x)} images but {len(self.y)} labels")
+
+
+def _require(path: Path, what: str, how: str) -> Path:
+    if not path.exists():
+        raise MissingFileError(f"{what} not found: looked for {path}. {how}")
+    return path
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return pickle.load(fh, encoding="latin1")
+    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+        raise ValueError(f"{path} is not a readable data pickle ({err}); the file is truncated or corrupt") from None
+
+
+def _cifar(root: Path, name: str) -> tuple[DataSplit, DataSplit]:
+    how = (f"Download the python version of {name.upper()} (https://www.cs.toronto.edu/~kriz/) and unpack it "
+           f"under dataset.root (set dataset.root=... or paths.data_root=...).")
+    if name == "cifar10":
+        base = _require(root / "cifar-10-batches-py", "CIFAR-10 directory", how)
+        train = [_unpickle(_require(base / f"data_batch_{i}", "CIFAR-10 batch", how)) for i in range(1, 6)]
+        test = [_unpickle(_require(base / "test_batch", "CIFAR-10 test batch", how))]
+        key = "labels"
+    else:
+        base = _require(root / "cifar-100-python", "CIFAR-100 directory", how)
+        train = [_unpickle(_require(base / "train", "CIFAR-100 train file", how))]
+        test = [_unpickle(_require(base / "test", "CIFAR-100 test file", how))]
+        key = "fine_labels"
+
+    def join(parts: list[dict]) -> DataSplit:
+        x = np.concatenate([np.asarray(p["data"], dtype=np.uint8) for p in parts]).reshape(-1, 3, 32, 32)
+        return DataSplit(x, np.concatenate([np.asarray(p[key], dtype=np.int64) for p in parts]))
+
+    return join(train), join(test)
+
+
+def _imagenet16(root: Path, num_classes: int) -> tuple[DataSplit, DataSplit]:
+    how = ("Get ImageNet16 (Chrabaszcz et al. 2017, the files NAS-Bench-201 used: train_data_batch_1..10, val_data) "
+           "and put them in dataset.root.")
+    base = _require(root, "ImageNet16 directory", how)
+
+    def read(names: list[str]) -> DataSplit:
+        parts = [_unpickle(_require(base / n, "ImageNet16 file", how)) for n in names]
+        x = np.concatenate([np.asarray(p["data"], dtype=np.uint8) for p in parts]).reshape(-1, 3, 16, 16)
+        y = np.concatenate([np.asarray(p["labels"], dtype=np.int64) for p in parts]) - 1  # files count from 1
+        keep = y < num_classes
+        return DataSplit(x[keep], y[keep])
+
+    return read([f"train_data_batch_{i}" for i in range(1, 11)]), read(["val_data"])
+
+
+def _npz(path: Path, keys: dict[str, str]) -> tuple[DataSplit, DataSplit]:
+    _require(path, "npz data file", "Point dataset.path at an .npz with image and label arrays (see dataset.keys).")
+    try:
+        arrays = np.load(path)
+        missing = [k for k in keys.values() if k not in arrays.files]
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{path} is not a readable .npz ({err})") from None
+    if missing:
+        raise ValueError(f"{path} lacks the arrays {missing}; it has {arrays.files} (set dataset.keys)")
+
+    def split(xk: str, yk: str) -> DataSplit:
+        x = arrays[keys[xk]]
+        if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+            x = x.transpose(0, 3, 1, 2)  # HWC -> CHW
+        return DataSplit(np.ascontiguousarray(x), arrays[keys[yk]].astype(np.int64))
+
+    return split("train_x", "train_y"), split("test_x", "test_y")
+
+
+def _digits(seed: int = 0) -> tuple[DataSplit, DataSplit]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (1797, 1, 8, 8)
+    y = bunch.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(y))
+    n_train = int(round(0.8 * len(y)))
+    return DataSplit(x[order[:n_train]], y[order[:n_train]]), DataSplit(x[order[n_train:]], y[order[n_train:]])
+
+
+def load_arrays(kind: str, root: str | Path = ".", path: str | Path | None = None, num_classes: int = 10,
+                keys: dict[str, str] | None = None) -> tuple[DataSplit, DataSplit]:
+    """(train, test) splits of the data set ``kind``."""
+    if kind == "cifar10" or kind == "cifar100":
+        return _cifar(Path(root), kind)
+    if kind == "imagenet16":
+        return _imagenet16(Path(root), num_classes)
+    if kind == "npz":
+        if path is None:
+            raise ValueError("dataset kind 'npz' needs dataset.path")
+        default = {"train_x": "train_x", "train_y": "train_y", "test_x": "test_x", "test_y": "test_y"}
+        return _npz(Path(path), {**default, **(keys or {})})
+    if kind == "digits":
+        return _digits()
+    raise ValueError(f"unknown dataset kind {kind!r}; valid kinds: {', '.join(DATASET_KINDS)}")

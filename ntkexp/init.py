@@ -1,0 +1,56 @@
+"""Weight-initialisation schemes (config group ``init``), applied to a freshly built network.
+
+``default`` keeps PyTorch's own init. The others re-initialise every Conv/Linear weight; biases become 0 and BatchNorm
+affine parameters become (1, 0). ``gaussian`` draws N(0, std^2) (std = 1 as in the LGA paper's Figure 4 study).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+SCHEMES = ("default", "xavier", "kaiming", "gaussian")
+
+
+@dataclass
+class InitConfig:
+    name: str = "default"
+    distribution: str = "normal"  # xavier / kaiming: normal | uniform
+    std: float = 1.0  # gaussian only
+    gain: float = 1.0  # xavier only
+
+
+def arch_seed(seed: int, arch: str) -> int:
+    """A per-(seed, arch) seed, so an arch's weights do not depend on which archs were scored before it."""
+    digest = hashlib.sha256(f"{seed}:{arch}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+@torch.no_grad()
+def initialize(model: nn.Module, cfg: InitConfig) -> nn.Module:
+    """Apply ``cfg`` in place (using the global torch RNG, which the caller seeds) and return the model."""
+    if cfg.name not in SCHEMES:
+        raise ValueError(f"unknown init {cfg.name!r}; valid inits: {', '.join(SCHEMES)}")
+    if cfg.distribution not in ("normal", "uniform"):
+        raise ValueError(f"init.distribution must be 'normal' or 'uniform', got {cfg.distribution!r}")
+    if cfg.name == "default":
+        return model
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            w = module.weight
+            if cfg.name == "xavier":
+                (nn.init.xavier_normal_ if cfg.distribution == "normal" else nn.init.xavier_uniform_)(w, gain=cfg.gain)
+            elif cfg.name == "kaiming":
+                fn = nn.init.kaiming_normal_ if cfg.distribution == "normal" else nn.init.kaiming_uniform_
+                fn(w, mode="fan_in", nonlinearity="relu")
+            else:
+                nn.init.normal_(w, 0.0, cfg.std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    return model

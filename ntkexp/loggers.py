@@ -1,0 +1,104 @@
+"""Experiment loggers (config group ``logger``): W&B (offline by default), CSV/JSON files only, or none.
+
+Every task writes its results into the Hydra run directory whatever the logger; the logger adds a dashboard copy.
+W&B never blocks a run: with no API key or network it logs offline (``wandb sync <run dir>/wandb`` uploads later),
+and a W&B failure downgrades to file logging with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "wandb"  # wandb | csv | none
+    project: str = "ntkexp"
+    entity: str | None = None
+    mode: str = "offline"  # offline | online | disabled
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+class ExperimentLogger:
+    """Files-only logger: metrics go to ``metrics.jsonl`` in the run dir; tables and images are already files."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps({"step": step, **metrics}, default=float) + "\n")
+
+    def log_summary(self, summary: dict[str, Any]) -> None:
+        self.log_metrics(summary)
+
+    def log_table(self, name: str, frame: pd.DataFrame) -> None:
+        pass
+
+    def log_image(self, name: str, path: Path) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class NullLogger(ExperimentLogger):
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        pass
+
+
+class WandbLogger(ExperimentLogger):
+    def __init__(self, run_dir: Path, cfg: LoggerConfig, config: dict[str, Any], name: str) -> None:
+        super().__init__(run_dir)
+        import wandb
+
+        self._wandb = wandb
+        mode = os.environ.get("WANDB_MODE", cfg.mode)
+        if mode == "online" and not (os.environ.get("WANDB_API_KEY") or Path("~/.netrc").expanduser().exists()):
+            log.warning("W&B online mode requested but no API key is set: logging offline instead")
+            mode = "offline"
+        self.run = wandb.init(project=cfg.project, entity=cfg.entity, mode=mode, group=cfg.group, tags=cfg.tags,
+                              name=name, config=config, dir=str(run_dir), reinit="finish_previous",
+                              settings=wandb.Settings(silent=True, init_timeout=60))
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        super().log_metrics(metrics, step)
+        self.run.log(metrics, step=step)
+
+    def log_summary(self, summary: dict[str, Any]) -> None:
+        super().log_summary(summary)
+        for key, value in summary.items():
+            self.run.summary[key] = value
+
+    def log_table(self, name: str, frame: pd.DataFrame) -> None:
+        self.run.log({name: self._wandb.Table(dataframe=frame)})
+
+    def log_image(self, name: str, path: Path) -> None:
+        self.run.log({name: self._wandb.Image(str(path))})
+
+    def finish(self) -> None:
+        self.run.finish()
+
+
+def build_logger(cfg: LoggerConfig, run_dir: Path, config: dict[str, Any], name: str) -> ExperimentLogger:
+    if cfg.name == "none":
+        return NullLogger(run_dir)
+    if cfg.name == "csv":
+        return ExperimentLogger(run_dir)
+    if cfg.name != "wandb":
+        raise ValueError(f"unknown logger {cfg.name!r}; valid loggers: wandb, csv, none")
+    try:
+        return WandbLogger(run_dir, cfg, config, name)
+    except Exception as err:  # W&B must never take a run down
+        log.warning("W&B could not start (%s: %s); logging to files only", type(err).__name__, err)
+        return ExperimentLogger(run_dir)

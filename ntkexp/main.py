@@ -1,0 +1,59 @@
+"""Run one composed config: set up the run directory and logger, dispatch to the task, and always close the logger.
+
+User errors (a missing file, an invalid arch, an unknown name, a data set that does not fit the space) end the run
+with one line on stderr, ``ntkexp: error: ...``, and exit status 2; nothing half-written is left looking complete
+(every result file is written atomically, at the end).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("ntkexp")
+
+USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError, KeyError, NotImplementedError)
+
+
+def _quiet_third_party() -> None:
+    os.environ.setdefault("WANDB_SILENT", "true")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="lightning")
+
+
+def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
+    """Execute ``cfg`` (a composed ntkexp config) and return the task's summary."""
+    _quiet_third_party()
+    from ntkexp.loggers import LoggerConfig, build_logger
+    from ntkexp.tasks import TASKS
+    from ntkexp.tasks.common import to_dataclass
+
+    run_dir = Path(run_dir or cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    task = TASKS.get(cfg.task.name)
+    logger = build_logger(to_dataclass(LoggerConfig, cfg.logger), run_dir,
+                          OmegaConf.to_container(cfg, resolve=True), str(cfg.name))  # type: ignore[arg-type]
+    try:
+        summary = task(cfg, run_dir, logger)
+    finally:
+        logger.finish()  # every job ends its W&B run, or a multirun's jobs would log into one
+    log.info("results in %s", run_dir)
+    return summary
+
+
+def run_cli(cfg: DictConfig) -> Any:
+    """``run`` for the command line: user errors become one line and exit status 2."""
+    from ntkexp.registry import UnknownNameError
+
+    try:
+        return run(cfg)
+    except (*USER_ERRORS, UnknownNameError) as err:
+        print(f"ntkexp: error: {err}", file=sys.stderr)
+        sys.exit(2)

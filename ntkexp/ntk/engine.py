@@ -1,0 +1,204 @@
+"""The fast empirical-NTK engine.
+
+For a batch X of B inputs and a network with logits f(x) in R^K, the engine forms the Jacobian J of the (reduced)
+outputs with respect to the selected parameters and returns Theta = J J^T (B x B, float64). Conventions, all fields of
+:class:`NTKConfig` and recorded with every score:
+
+``reduction``
+    ``sum``: f_i = sum_k f_k(x_i), the scalar TE-NAS differentiates; ``logit``: f_i = f_k(x_i) for ``logit_index``;
+    ``trace``: Theta_ij = sum_k <d f_k(x_i), d f_k(x_j)> (the trace of the K x K block of the full NTK).
+``params``
+    ``all`` trainable parameters; ``weights``: tensors named ``weight`` (no biases, no BN shift);
+    ``conv_linear``: Conv/Linear weights and biases (no BatchNorm affine parameters).
+``bn_mode``
+    ``train``: BatchNorm normalises with the statistics of the whole batch, so every sample's output depends on
+    every other sample and on its gradient; computed exactly by one batched forward and a vmap of the VJP over one-hot
+    cotangents (the same numbers as a per-sample backward loop over one forward pass).
+    ``eval``: BatchNorm uses its running statistics (at init: mean 0, var 1); samples are independent and the engine
+    uses vmap'd per-sample gradients.  ``per_sample``: train-mode BatchNorm applied to each sample on its own (its
+    own spatial statistics), also via per-sample gradients.
+``dtype``
+    ``float32`` or ``float64`` for the forward/backward; the kernel is always returned in float64.
+``chunk_size``
+    how many cotangents / samples one vmap call processes; bounds the memory (None = all at once). On a CUDA
+    out-of-memory error the engine halves it and retries.
+
+The network's parameters, buffers and train/eval flag are left as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+from torch.func import functional_call, jacrev, vjp, vmap
+
+REDUCTIONS = ("sum", "logit", "trace")
+PARAM_SUBSETS = ("all", "weights", "conv_linear")
+BN_MODES = ("train", "eval", "per_sample")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class NTKConfig:
+    """Every convention that changes the computed kernel (see the module docstring)."""
+
+    reduction: str = "sum"
+    logit_index: int = 0
+    params: str = "all"
+    bn_mode: str = "train"
+    dtype: str = "float32"
+    chunk_size: int | None = 16
+
+    def __post_init__(self) -> None:
+        checks = (("reduction", REDUCTIONS), ("params", PARAM_SUBSETS), ("bn_mode", BN_MODES), ("dtype", tuple(DTYPES)))
+        for name, valid in checks:
+            if getattr(self, name) not in valid:
+                raise ValueError(f"ntk {name}={getattr(self, name)!r} is not one of: {', '.join(valid)}")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError(f"ntk chunk_size must be >= 1 or null, got {self.chunk_size}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class NTKResult:
+    kernel: torch.Tensor  # (B, B) float64, on the CPU
+    logits: torch.Tensor  # (B, K) detached, on the CPU, from the same forward convention
+    n_params: int  # number of scalar parameters the Jacobian covers
+    seconds: float
+
+
+def select_params(model: nn.Module, subset: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Split ``model``'s parameters into (differentiated, held fixed) according to ``subset``."""
+    if subset not in PARAM_SUBSETS:
+        raise ValueError(f"unknown parameter subset {subset!r}; valid: {', '.join(PARAM_SUBSETS)}")
+    owners = {f"{mod_name}.{p_name}" if mod_name else p_name: mod
+              for mod_name, mod in model.named_modules() for p_name, _ in mod.named_parameters(recurse=False)}
+    chosen: dict[str, torch.Tensor] = {}
+    fixed: dict[str, torch.Tensor] = {}
+    for name, p in model.named_parameters():
+        leaf = name.rsplit(".", 1)[-1]
+        if subset == "all":
+            keep = p.requires_grad
+        elif subset == "weights":
+            keep = p.requires_grad and leaf == "weight"
+        else:
+            keep = p.requires_grad and isinstance(owners[name], (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))
+        (chosen if keep else fixed)[name] = p
+    return chosen, fixed
+
+
+@contextlib.contextmanager
+def bn_convention(model: nn.Module, bn_mode: str) -> Iterator[None]:
+    """Put the model in the mode ``bn_mode`` needs; in train modes, stop BN from updating its running statistics."""
+    was_training = {m: m.training for m in model.modules()}
+    tracked = {}
+    model.train(bn_mode != "eval")
+    if bn_mode != "eval":
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                tracked[m] = m.track_running_stats
+                m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m, flag in tracked.items():
+            m.track_running_stats = flag
+        for m, flag in was_training.items():
+            m.training = flag
+
+
+def _reduce(out: torch.Tensor, cfg: NTKConfig) -> torch.Tensor:
+    """Per-sample output(s) for one sample's logits ``out`` (K,): a scalar, or (K,) for ``trace``."""
+    if cfg.reduction == "sum":
+        return out.sum()
+    if cfg.reduction == "logit":
+        return out[cfg.logit_index]
+    return out
+
+
+def _cotangents(batch: int, classes: int, cfg: NTKConfig, like: torch.Tensor) -> torch.Tensor:
+    """One-hot cotangents (M, B, K) whose VJPs are the rows of J (M = B, or B*K for ``trace``)."""
+    eye = torch.eye(batch, dtype=like.dtype, device=like.device)
+    if cfg.reduction == "sum":
+        return eye[:, :, None].expand(batch, batch, classes).contiguous()
+    if cfg.reduction == "logit":
+        cot = torch.zeros(batch, batch, classes, dtype=like.dtype, device=like.device)
+        cot[:, :, cfg.logit_index] = eye
+        return cot
+    eye_k = torch.eye(classes, dtype=like.dtype, device=like.device)
+    return torch.einsum("ij,kl->ikjl", eye, eye_k).reshape(batch * classes, batch, classes)
+
+
+def _kernel_from_jacobian(jac: dict[str, torch.Tensor], batch: int) -> torch.Tensor:
+    """Theta = sum over parameter tensors of J_p J_p^T, with J_p's rows the (B, K'*numel) flattened gradients.
+
+    For ``trace`` each row holds the K per-logit gradients of one sample side by side, so the row dot product is
+    the sum over logits of the per-logit dot products.
+    """
+    theta = torch.zeros(batch, batch, dtype=next(iter(jac.values())).dtype, device=next(iter(jac.values())).device)
+    for g in jac.values():
+        g = g.reshape(batch, -1)
+        theta.addmm_(g, g.T)
+    return theta
+
+
+def _jacobian(model: nn.Module, x: torch.Tensor, cfg: NTKConfig, chosen: dict[str, torch.Tensor],
+              rest: dict[str, torch.Tensor], chunk: int | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """(J per parameter with leading dims (B, K') flattened to B rows, logits)."""
+    batch = x.shape[0]
+    if cfg.bn_mode == "train":
+        def f_batch(p: dict[str, torch.Tensor]) -> torch.Tensor:
+            return functional_call(model, ({**p, **rest}), (x,))
+
+        logits, vjp_fn = vjp(f_batch, chosen)
+        cot = _cotangents(batch, logits.shape[1], cfg, logits)
+        (jac,) = vmap(vjp_fn, chunk_size=chunk)(cot)
+        return {k: v.reshape(batch, -1) for k, v in jac.items()}, logits.detach()
+
+    def f_single(p: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
+        return _reduce(functional_call(model, ({**p, **rest}), (xi.unsqueeze(0),))[0], cfg)
+
+    def logits_single(xi: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, ({**chosen, **rest}), (xi.unsqueeze(0),))[0]
+
+    jac = vmap(jacrev(f_single), in_dims=(None, 0), chunk_size=chunk)(chosen, x)
+    with torch.no_grad():
+        logits = vmap(logits_single, chunk_size=chunk)(x)
+    return {k: v.reshape(batch, -1) for k, v in jac.items()}, logits
+
+
+def empirical_ntk(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig()) -> NTKResult:
+    """Empirical NTK of ``model`` on the batch ``x`` under the conventions ``cfg``."""
+    if x.ndim < 2 or x.shape[0] < 2:
+        raise ValueError(f"the NTK needs a batch of at least 2 inputs, got shape {tuple(x.shape)}")
+    start = time.perf_counter()
+    dtype = DTYPES[cfg.dtype]
+    device = next(model.parameters()).device
+    chosen, fixed = select_params(model, cfg.params)
+    if not chosen:
+        raise ValueError(f"parameter subset {cfg.params!r} selects no parameter of this network")
+    chosen = {k: v.detach().to(dtype) for k, v in chosen.items()}
+    rest: dict[str, torch.Tensor] = {k: v.detach().to(dtype) for k, v in fixed.items()}
+    rest.update({k: b.detach().clone().to(dtype) if b.is_floating_point() else b for k, b in model.named_buffers()})
+    x = x.to(device=device, dtype=dtype).contiguous()  # vmap over vjp on CUDA needs contiguous NCHW input
+    chunk = cfg.chunk_size
+    with bn_convention(model, cfg.bn_mode):
+        while True:
+            try:
+                jac, logits = _jacobian(model, x, cfg, chosen, rest, chunk)
+                break
+            except torch.cuda.OutOfMemoryError:
+                if chunk == 1:
+                    raise
+                chunk = max(1, (chunk or x.shape[0]) // 2)
+                torch.cuda.empty_cache()
+    kernel = _kernel_from_jacobian(jac, x.shape[0]).to(torch.float64).cpu()
+    n_params = sum(v.numel() for v in chosen.values())
+    return NTKResult(kernel=kernel, logits=logits.float().cpu(), n_params=n_params, seconds=time.perf_counter() - start)

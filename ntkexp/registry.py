@@ -1,0 +1,67 @@
+"""Name -> implementation registries for metrics, search spaces and search algorithms.
+
+Each pluggable thing lives in its own module and registers itself with a decorator::
+
+    @register_metric("fnorm", direction=+1, needs="ntk")
+    def fnorm(ctx): ...
+
+The modules are imported by ``ntkexp.metrics``, ``ntkexp.spaces`` and ``ntkexp.search``, which are the one
+place that lists them. Looking up an unknown name raises :class:`UnknownNameError` listing the valid names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """An unknown registry key; the message names every valid choice."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0])
+
+
+@dataclass
+class Registry(Generic[T]):
+    """A named collection of implementations of one kind (``kind`` is used in error messages)."""
+
+    kind: str
+    _items: dict[str, T] = field(default_factory=dict)
+
+    def register(self, name: str, obj: T) -> T:
+        if name in self._items and self._items[name] is not obj:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._items[name] = obj
+        return obj
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(sorted(self._items))}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._items))
+
+
+def decorator(registry: Registry[Any], name: str, **attrs: Any) -> Callable[[T], T]:
+    """Return a decorator registering its target under ``name``; ``attrs`` are set on the target."""
+
+    def wrap(obj: T) -> T:
+        for key, value in attrs.items():
+            setattr(obj, key, value)
+        registry.register(name, obj)
+        return obj
+
+    return wrap

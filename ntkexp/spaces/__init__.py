@@ -1,0 +1,20 @@
+"""Search-space registry. Importing this package registers every space; this is the one list of space modules."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ntkexp.registry import Registry
+from ntkexp.spaces.base import InvalidArchError, SearchSpace
+from ntkexp.spaces.nasbench201 import NASBench201
+
+SPACES: Registry[Callable[..., SearchSpace]] = Registry("search space")
+SPACES.register("nasbench201", NASBench201)
+
+
+def build_space(name: str, **kwargs: Any) -> SearchSpace:
+    """The search space ``name`` built with its config's keyword arguments (``None`` values dropped)."""
+    return SPACES.get(name)(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+__all__ = ["SPACES", "InvalidArchError", "NASBench201", "SearchSpace", "build_space"]

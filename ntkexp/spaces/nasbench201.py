@@ -1,0 +1,222 @@
+"""NAS-Bench-201 / NATS-Bench topology search space.
+
+The network is the benchmark's cell-based TinyNetwork (as in NATS-Bench / xautodl): a 3x3 conv + BN stem with ``C``
+channels, three stages of ``N`` cells each, separated by ResNet basic-block reductions (C -> 2C -> 4C), then
+BN + ReLU, global average pooling and a linear classifier. A cell is a 4-node DAG whose 6 edges each carry one of
+``none``, ``skip_connect``, ``nor_conv_1x1``, ``nor_conv_3x3``, ``avg_pool_3x3``; the convs are ReLU-Conv-BN.
+
+Architectures are written as the benchmark writes them, ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``, and indexed as the
+benchmark indexes them (a fixed permutation shipped in ``resources/nb201_official_order.npy``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ntkexp.spaces.base import InvalidArchError, SearchSpace
+
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+#: (to_node, from_node) of the 6 edges, in arch-string order.
+EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+NUM_ARCHS = len(OPS) ** len(EDGES)
+
+
+def parse_string(arch: str) -> tuple[str, ...]:
+    """The six op names of an arch string, in edge order; :class:`InvalidArchError` explains a malformed string."""
+    if not isinstance(arch, str):
+        raise InvalidArchError(f"NAS-Bench-201 arch must be a string, got {type(arch).__name__}")
+    nodes = arch.split("+")
+    if len(nodes) != 3:
+        raise InvalidArchError(
+            f"NAS-Bench-201 arch {arch!r} must have 3 nodes separated by '+', "
+            "like '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|skip_connect~0|none~1|avg_pool_3x3~2|'"
+        )
+    ops: list[str] = []
+    for node_idx, node in enumerate(nodes, start=1):
+        if not (node.startswith("|") and node.endswith("|")):
+            raise InvalidArchError(f"node {node_idx} of {arch!r} must be enclosed in '|': got {node!r}")
+        entries = node[1:-1].split("|")
+        if len(entries) != node_idx:
+            raise InvalidArchError(f"node {node_idx} of {arch!r} must have {node_idx} input edge(s), got {len(entries)}")
+        for src, entry in enumerate(entries):
+            op, sep, inp = entry.partition("~")
+            if not sep or inp != str(src):
+                raise InvalidArchError(f"edge {entry!r} of {arch!r} must read 'op~{src}'")
+            if op not in OPS:
+                raise InvalidArchError(f"unknown op {op!r} in {arch!r}; valid ops: {', '.join(OPS)}")
+            ops.append(op)
+    return tuple(ops)
+
+
+def format_ops(ops: tuple[str, ...] | list[str]) -> str:
+    if len(ops) != len(EDGES) or any(op not in OPS for op in ops):
+        raise InvalidArchError(f"need 6 ops from {OPS}, got {ops!r}")
+    return "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*ops)
+
+
+def code_of_string(arch: str) -> int:
+    """Base-5 code of an arch (first edge most significant); a bijection onto range(15625), not the official index."""
+    code = 0
+    for op in parse_string(arch):
+        code = code * len(OPS) + OPS.index(op)
+    return code
+
+
+def string_of_code(code: int) -> str:
+    if not 0 <= code < NUM_ARCHS:
+        raise InvalidArchError(f"code {code} is outside range(15625)")
+    ops = []
+    for _ in EDGES:
+        code, digit = divmod(code, len(OPS))
+        ops.append(OPS[digit])
+    return format_ops(ops[::-1])
+
+
+@lru_cache(maxsize=1)
+def _official_order() -> tuple[np.ndarray, np.ndarray]:
+    """(code of each official index, official index of each code)."""
+    with resources.files("ntkexp.resources").joinpath("nb201_official_order.npy").open("rb") as fh:
+        codes = np.load(fh).astype(np.int64)
+    inverse = np.empty_like(codes)
+    inverse[codes] = np.arange(len(codes))
+    return codes, inverse
+
+
+def index_of_string(arch: str) -> int:
+    return int(_official_order()[1][code_of_string(arch)])
+
+
+def string_of_index(index: int) -> str:
+    if not 0 <= int(index) < NUM_ARCHS:
+        raise InvalidArchError(f"NAS-Bench-201 index {index} is outside 0..{NUM_ARCHS - 1}")
+    return string_of_code(int(_official_order()[0][int(index)]))
+
+
+# ----------------------------------------------------------------------------------------------------------- model
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+
+
+class Zero(nn.Module):
+    """The ``none`` op: a zero tensor of the input's shape that keeps the graph connected (as the benchmark does)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(0.0)
+
+
+def make_op(op: str, channels: int) -> nn.Module:
+    if op == "none":
+        return Zero()
+    if op == "skip_connect":
+        return nn.Identity()
+    if op == "nor_conv_1x1":
+        return ReLUConvBN(channels, channels, 1, 1, 0)
+    if op == "nor_conv_3x3":
+        return ReLUConvBN(channels, channels, 3, 1, 1)
+    if op == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    raise InvalidArchError(f"unknown op {op!r}")
+
+
+class Cell(nn.Module):
+    """One NB201 cell: node_j = sum_{i<j} op_{j<-i}(node_i); the output is node 3."""
+
+    def __init__(self, ops: tuple[str, ...], channels: int) -> None:
+        super().__init__()
+        self.edges = nn.ModuleList(make_op(op, channels) for op in ops)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        k = 0
+        for to in range(1, 4):
+            total = None
+            for src in range(to):
+                out = self.edges[k](nodes[src])
+                total = out if total is None else total + out
+                k += 1
+            nodes.append(total)
+        return nodes[3]
+
+
+class ResNetBasicBlock(nn.Module):
+    """The stride-2 reduction block between stages."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, 1)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1)
+        self.downsample = nn.Sequential(nn.AvgPool2d(2, stride=2, padding=0), nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.downsample(x) + self.conv_b(self.conv_a(x))
+
+
+class TinyNetwork(nn.Module):
+    """The NAS-Bench-201 macro skeleton around one cell genotype; ``forward`` returns logits."""
+
+    def __init__(self, ops: tuple[str, ...], C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+        layers: list[nn.Module] = []
+        c_prev = C
+        for stage, c in enumerate((C, 2 * C, 4 * C)):
+            if stage > 0:
+                layers.append(ResNetBasicBlock(c_prev, c))
+                c_prev = c
+            layers.extend(Cell(ops, c) for _ in range(N))
+        self.cells = nn.Sequential(*layers)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=False))
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.lastact(self.cells(self.stem(x)))
+        return self.classifier(self.global_pooling(out).flatten(1))
+
+
+class NASBench201(SearchSpace):
+    """The 15,625 NB201 cells in the TinyNetwork skeleton of width ``C`` and ``N`` cells per stage."""
+
+    name = "nasbench201"
+    size = NUM_ARCHS
+
+    def __init__(self, C: int = 16, N: int = 5) -> None:
+        if C < 1 or N < 0:
+            raise ValueError(f"NAS-Bench-201 needs C >= 1 and N >= 0, got C={C}, N={N}")
+        self.C, self.N = C, N
+
+    def sample(self, rng: np.random.Generator) -> str:
+        return format_ops([OPS[i] for i in rng.integers(0, len(OPS), size=len(EDGES))])
+
+    def validate(self, arch: str) -> str:
+        return format_ops(parse_string(arch))
+
+    def build(self, arch: str, num_classes: int, in_channels: int = 3) -> nn.Module:
+        return TinyNetwork(parse_string(arch), self.C, self.N, num_classes, in_channels)
+
+    def mutate(self, arch: str, rng: np.random.Generator) -> str:
+        """Replace the op of one uniformly chosen edge by a different, uniformly chosen op."""
+        ops = list(parse_string(arch))
+        edge = int(rng.integers(len(ops)))
+        ops[edge] = rng.choice([op for op in OPS if op != ops[edge]])
+        return format_ops(ops)
+
+    def index_of(self, arch: str) -> int:
+        return index_of_string(arch)
+
+    def arch_of(self, index: int) -> str:
+        return string_of_index(index)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "C": self.C, "N": self.N}

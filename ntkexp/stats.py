@@ -1,0 +1,49 @@
+"""Rank statistics of a metric against accuracy: Kendall tau, Spearman rho (scipy.stats) and top-k precision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from ntkexp.metrics import METRICS, oriented_for_ranking
+
+
+def top_k_precision(score: np.ndarray, accuracy: np.ndarray, fraction: float) -> float:
+    """Share of the top ``fraction`` archs by ``score`` that are also in the top ``fraction`` by accuracy."""
+    n = len(score)
+    k = max(1, int(round(fraction * n)))
+    by_score = set(np.argsort(-score, kind="stable")[:k].tolist())
+    by_acc = set(np.argsort(-accuracy, kind="stable")[:k].tolist())
+    return len(by_score & by_acc) / k
+
+
+def correlate(values: np.ndarray, accuracy: np.ndarray, direction: int, top_k: list[float]) -> dict[str, Any]:
+    """Rank correlation of the direction-oriented score with accuracy; undefined scores rank worst (see metrics)."""
+    values = np.asarray(values, dtype=np.float64)
+    accuracy = np.asarray(accuracy, dtype=np.float64)
+    keep = ~np.isnan(accuracy)
+    values, accuracy = values[keep], accuracy[keep]
+    oriented = oriented_for_ranking(values, direction)
+    out: dict[str, Any] = {"n": int(len(values)), "n_undefined": int(np.sum(~np.isfinite(values)))}
+    if len(values) < 2 or np.all(oriented == oriented[0]):
+        out.update(kendall_tau=float("nan"), spearman_rho=float("nan"), kendall_p=float("nan"), spearman_p=float("nan"))
+    else:
+        # scipy ranks +-inf like any number; map them to finite sentinels beyond the data to be explicit
+        finite = oriented[np.isfinite(oriented)]
+        lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 0.0)
+        ranked = np.where(oriented == -np.inf, lo - 1.0, np.where(oriented == np.inf, hi + 1.0, oriented))
+        tau = stats.kendalltau(ranked, accuracy)
+        rho = stats.spearmanr(ranked, accuracy)
+        out.update(kendall_tau=float(tau.statistic), kendall_p=float(tau.pvalue),
+                   spearman_rho=float(rho.statistic), spearman_p=float(rho.pvalue))
+    for frac in top_k:
+        out[f"top{frac:g}_precision"] = top_k_precision(oriented, accuracy, frac) if len(values) else float("nan")
+    return out
+
+
+def correlation_table(frame: Any, metric_names: list[str], top_k: list[float]) -> dict[str, dict[str, Any]]:
+    return {name: {"direction": METRICS.get(name).direction,
+                   **correlate(frame[name].to_numpy(), frame["accuracy"].to_numpy(), METRICS.get(name).direction, top_k)}
+            for name in metric_names}

@@ -1,0 +1,18 @@
+"""Task registry (``task=<name>``); this is the one list of task modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import DictConfig
+
+from ntkexp.loggers import ExperimentLogger
+from ntkexp.registry import Registry
+from ntkexp.tasks.correlate import run_correlate
+
+TaskFn = Callable[[DictConfig, Path, ExperimentLogger], dict[str, Any]]
+TASKS: Registry[TaskFn] = Registry("task")
+TASKS.register("correlate", run_correlate)
+
+__all__ = ["TASKS", "run_correlate"]

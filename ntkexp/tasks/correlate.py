@@ -1,0 +1,142 @@
+"""``task=correlate``: score archs and rank-correlate the scores with the benchmark's final accuracy.
+
+Writes to the run directory: ``scores.csv`` (arch, index, one column per metric, accuracy, flags, seconds, cached),
+``summary.json`` (Kendall tau / Spearman rho / top-k precision per metric, every convention, versions),
+``scatter.png`` (metric vs accuracy), and logs the same to the configured logger.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from ntkexp.benchmarks.groundtruth import atomic_write
+from ntkexp.loggers import ExperimentLogger
+from ntkexp.metrics import METRICS
+from ntkexp.stats import correlation_table
+from ntkexp.tasks.common import ArchScorer, Setup, build_setup, progress, versions, write_json
+
+log = logging.getLogger("ntkexp")
+
+
+def choose_archs(cfg: DictConfig, setup: Setup) -> list[str]:
+    """The named list ``archs``, else ``n_archs`` drawn without replacement (by ``seed``) from the ground truth's archs,
+    else (``n_archs=null``) all of them."""
+    assert setup.ground_truth is not None
+    available = setup.ground_truth.archs()
+    if cfg.archs:
+        archs = [setup.space.validate(a) for a in cfg.archs]
+        missing = [a for a in archs if a not in set(available)]
+        if missing:
+            raise ValueError(f"{len(missing)} of the named archs have no ground truth, e.g. {missing[0]}")
+        return archs
+    if cfg.n_archs is None:
+        return available
+    n = int(cfg.n_archs)
+    if n < 2:
+        raise ValueError(f"n_archs={n}: a rank correlation needs at least 2 archs")
+    if n > len(available):
+        raise ValueError(f"n_archs={n} but the ground truth has only {len(available)} archs (use n_archs=null for all)")
+    rng = np.random.default_rng(int(cfg.seed))
+    return [available[i] for i in sorted(rng.choice(len(available), size=n, replace=False))]
+
+
+def scatter_plot(frame: pd.DataFrame, metric_names: list[str], path: Path, title: str, ylabel: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metric_names), figsize=(4.2 * len(metric_names), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], metric_names):
+        values = frame[name].to_numpy(dtype=float)
+        ok = np.isfinite(values)
+        x = values[ok]
+        if name in ("ncn", "cond", "fnorm", "mean") and len(x) and (np.all(x > 0) or np.all(x < 0)):
+            ax.set_xscale("symlog" if np.any(x < 0) else "log")
+        ax.scatter(x, frame["accuracy"].to_numpy()[ok], s=8, alpha=0.6)
+        ax.set_xlabel(name + ("" if ok.all() else f"  ({(~ok).sum()} undefined not shown)"))
+        ax.set_ylabel(ylabel)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def print_table(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"rank correlation with {summary['accuracy_label']} ({summary['n_archs']} archs)")
+    for col in ("metric", "Kendall tau", "Spearman rho", "top-10% prec.", "undefined"):
+        table.add_column(col, justify="right" if col != "metric" else "left")
+    for name, row in summary["correlations"].items():
+        table.add_row(name, f"{row['kendall_tau']:.4f}", f"{row['spearman_rho']:.4f}",
+                      f"{row.get('top0.1_precision', float('nan')):.3f}", str(row["n_undefined"]))
+    Console().print(table)
+    for name, row in summary["correlations"].items():
+        print(f"{name}: kendall_tau={row['kendall_tau']:.4f} spearman_rho={row['spearman_rho']:.4f}")
+
+
+def run_correlate(cfg: DictConfig, run_dir: Path, logger: ExperimentLogger) -> dict[str, Any]:
+    setup = build_setup(cfg)
+    archs = choose_archs(cfg, setup)
+    scorer = ArchScorer(setup)
+    device_note = ""
+    if setup.device.type == "cpu" and len(archs) * setup.batch_size > 20000:
+        device_note = (f"running on CPU: {len(archs)} archs at batch {setup.batch_size} may take long; "
+                       "big studies belong on a GPU (device=cuda)")
+        log.warning(device_note)
+    log.info("scoring %d archs with %s (bn_mode=%s, init=%s, batch %d) on %s", len(archs),
+             ",".join(setup.metric_names), setup.ntk_cfg.bn_mode, setup.init_cfg.name, setup.batch_size, setup.device)
+    rows = [scorer.score(a) for a in progress(archs, "scoring", bool(cfg.task.progress))]
+    frame = pd.DataFrame(rows)
+    key = setup.data_cfg.benchmark_key
+    assert setup.ground_truth is not None
+    frame["accuracy"] = setup.ground_truth.accuracy(list(frame["arch"]), key)
+    errors = frame["flags"].str.contains("error:")
+    if errors.all():
+        first = frame.loc[errors, "error"].iloc[0] if "error" in frame else "unknown"
+        raise RuntimeError(f"every arch failed to score; the first error: {first}")
+
+    columns = ["arch", "index", *setup.metric_names, "accuracy", "flags", "seconds", "cached"]
+    with atomic_write(run_dir / "scores.csv") as tmp:
+        frame[columns + (["error"] if "error" in frame else [])].to_csv(tmp, index=False)
+
+    top_k = [float(k) for k in cfg.task.top_k]
+    summary: dict[str, Any] = {
+        "task": "correlate",
+        "n_archs": len(frame),
+        "accuracy_label": f"{setup.ground_truth.label or 'accuracy'} [{key}]",
+        "correlations": correlation_table(frame, setup.metric_names, top_k),
+        "directions": {n: METRICS.get(n).direction for n in setup.metric_names},
+        "conventions": scorer.conventions,
+        "n_flagged": int((frame["flags"] != "").sum()),
+        "n_computed": scorer.n_computed,
+        "n_cached": scorer.n_cached,
+        "score_seconds_total": float(frame["seconds"].sum()),
+        "device": str(setup.device),
+        "device_note": device_note,
+        "versions": versions(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    write_json(run_dir / "summary.json", summary)
+
+    flat = {f"{m}/{k}": v for m, row in summary["correlations"].items() for k, v in row.items() if k != "direction"}
+    logger.log_summary({**flat, "n_archs": len(frame), "n_flagged": summary["n_flagged"]})
+    logger.log_table("scores", frame[columns])
+    if cfg.task.plot:
+        title = (f"{setup.space.describe()} | {key} | bn={setup.ntk_cfg.bn_mode} init={setup.init_cfg.name} "
+                 f"batch={setup.batch_size} seed={cfg.seed}")
+        plot = scatter_plot(frame, setup.metric_names, run_dir / "scatter.png", title, f"{key} accuracy (%)")
+        logger.log_image("scatter", plot)
+    print_table(summary)
+    setup.store.close()
+    return summary

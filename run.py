@@ -1,0 +1,29 @@
+#!/usr/bin/env python
+"""ntkexp entry point.
+
+    python run.py                                    # embedded default: NB201 (C8N1) on digits, LGA at init
+    python run.py search_space=nasbench201 dataset=cifar10_npz metric=ntk bn_mode=eval n_archs=1000 \
+        paths.data_root=../shared/data
+    python run.py --multirun seed=0,1,2 metric=lga,ncn
+"""
+
+import os
+
+os.environ.setdefault("WANDB_MODE", "offline")  # no key, no network: log offline, `wandb sync` later
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from ntkexp.config import register_configs  # noqa: E402
+from ntkexp.main import run_cli  # noqa: E402
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    run_cli(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Shared fixtures: composed configs (hydra.compose, as a user's command line would), tiny settings, shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+from ntkexp.config import register_configs
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SHARED = Path(os.environ.get("NTKEXP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+register_configs()
+
+
+def shared(path: str) -> Path:
+    """A file under ../shared/data, or skip the test when it is absent."""
+    full = SHARED / path
+    if not full.exists():
+        pytest.skip(f"shared data {full} is not on this machine")
+    return full
+
+
+def make_cfg(overrides: list[str], tmp_path: Path | None = None) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=False)
+    if tmp_path is not None:
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / "run")
+            cfg.paths.cache_dir = str(tmp_path / "cache")
+    return cfg
+
+
+#: small, fast settings for end-to-end runs on the embedded default
+TINY = ["n_archs=6", "ntk.batch_size=8", "logger=csv", "task.progress=false", "threads=1"]
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path: Path) -> DictConfig:
+    return make_cfg(TINY, tmp_path)

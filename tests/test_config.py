@@ -1,0 +1,76 @@
+"""Every config group option composes against the schema; bad names and types are refused with clear messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from ntkexp.init import SCHEMES
+from ntkexp.metrics import METRICS
+from ntkexp.ntk import BN_MODES
+
+from .conftest import CONF, ROOT, make_cfg
+
+GROUPS = ["search_space", "metric", "init", "bn_mode", "dataset", "task", "logger", "trainer", "search_algo", "ntk"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_group_option_composes(group: str, option: str) -> None:
+    cfg = make_cfg([f"{group}={option}"])
+    assert cfg.seed == 0
+    if group == "metric":
+        assert all(n in METRICS for n in cfg.metric.names)
+    if group == "bn_mode":
+        assert cfg.ntk.bn_mode == option and option in BN_MODES
+    if group == "init":
+        assert cfg.init.name in SCHEMES
+
+
+def test_each_registered_metric_has_a_config() -> None:
+    assert set(METRICS.names()) <= set(options("metric"))
+
+
+def test_wrong_type_is_refused() -> None:
+    with pytest.raises((ValidationError, ConfigCompositionException)):
+        make_cfg(["n_archs=many"])
+    with pytest.raises((ValidationError, ConfigCompositionException)):
+        make_cfg(["ntk.batch_size=1.5"])
+
+
+def test_unknown_key_is_refused() -> None:
+    with pytest.raises(ConfigCompositionException):
+        make_cfg(["ntk.batchsize=32"])
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_unknown_metric_on_the_command_line_lists_valid_metrics() -> None:
+    proc = _run("search_space=nasbench201", "metric=nc")
+    assert proc.returncode != 0
+    assert "metric/nc" in proc.stderr
+    for name in ("lga", "ncn", "fnorm"):
+        assert name in proc.stderr
+
+
+def test_missing_benchmark_file_fails_with_the_path(tmp_path) -> None:
+    proc = _run("search_space=nasbench201", "dataset=cifar10", f"paths.data_root={tmp_path}", "logger=none",
+                f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("ntkexp: error:")
+    assert str(tmp_path) in proc.stderr and "NATS" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_dataset_that_does_not_fit_the_benchmark_is_one_line(tmp_path) -> None:
+    proc = _run("dataset=cifar100", "logger=none", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 2 and "cifar100" in proc.stderr and "Traceback" not in proc.stderr

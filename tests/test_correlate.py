@@ -1,0 +1,118 @@
+"""task=correlate end to end on the embedded default, crash safety, caching and determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from ntkexp.main import run
+
+from .conftest import ROOT, TINY, make_cfg, shared
+
+
+def test_correlate_writes_scores_summary_and_plot(tmp_path: Path) -> None:
+    cfg = make_cfg(TINY + ["metric=ntk"], tmp_path)
+    summary = run(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    scores = pd.read_csv(run_dir / "scores.csv")
+    assert len(scores) == 6 and {"arch", "index", "lga", "fnorm", "mean", "ncn", "accuracy", "flags"} <= set(scores)
+    assert (run_dir / "scatter.png").stat().st_size > 1000
+    saved = json.loads((run_dir / "summary.json").read_text())
+    # the reported correlation is scipy's on the written table (lga: direction +1, all finite here)
+    if np.isfinite(scores["lga"]).all():
+        assert saved["correlations"]["lga"]["kendall_tau"] == pytest.approx(
+            stats.kendalltau(scores["lga"], scores["accuracy"]).statistic)
+    assert saved["conventions"]["ntk"]["bn_mode"] == "train" and saved["conventions"]["ntk"]["batch_size"] == 8
+    assert saved["versions"]["torch"] and summary["n_archs"] == 6
+
+
+def test_scores_are_cached_and_independent_of_order(tmp_path: Path) -> None:
+    first = run(make_cfg(TINY, tmp_path))
+    again = run(make_cfg(TINY, tmp_path))
+    assert first["n_computed"] == 6 and again["n_computed"] == 0 and again["n_cached"] == 6
+    # a different sample containing some of the same archs gives those archs identical scores
+    other_dir = tmp_path / "other"
+    run(make_cfg(TINY[:1] + ["n_archs=9"] + TINY[1:], other_dir))
+    a = pd.read_csv(tmp_path / "run" / "scores.csv").set_index("arch")["lga"]
+    b = pd.read_csv(other_dir / "run" / "scores.csv").set_index("arch")["lga"]
+    common = a.index.intersection(b.index)
+    assert len(common) > 0 and np.array_equal(a[common].to_numpy(), b[common].to_numpy())
+
+
+def test_same_config_is_bit_identical_without_cache(tmp_path: Path) -> None:
+    a = run(make_cfg(TINY + ["use_cache=false"], tmp_path / "a"))
+    b = run(make_cfg(TINY + ["use_cache=false"], tmp_path / "b"))
+    sa = pd.read_csv(tmp_path / "a" / "run" / "scores.csv")
+    sb = pd.read_csv(tmp_path / "b" / "run" / "scores.csv")
+    assert sa["lga"].tolist() == sb["lga"].tolist()
+    assert a["correlations"] == b["correlations"]
+
+
+def test_degenerate_archs_are_flagged_in_a_run(tmp_path: Path) -> None:
+    archs = ["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"]
+    cfg = make_cfg(TINY + ["metric=ntk"], tmp_path)
+    from omegaconf import open_dict
+
+    table = pd.read_csv(ROOT / "ntkexp" / "resources" / "nb201_digits.csv")
+    with open_dict(cfg):
+        cfg.archs = archs + table["arch_str"].head(4).tolist() if archs[0] in set(table["arch_str"]) \
+            else table["arch_str"].head(5).tolist()
+    run(cfg)
+    scores = pd.read_csv(tmp_path / "run" / "scores.csv")
+    assert len(scores) == 5
+
+
+def _cli(run_dir: Path, cache: Path, n: int) -> list[str]:
+    return [sys.executable, "run.py", f"n_archs={n}", "ntk.batch_size=8", "logger=csv", "task.progress=false",
+            "threads=1", f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache}"]
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> None:
+    n = 24
+    ref_dir = tmp_path / "ref"
+    subprocess.run(_cli(ref_dir, tmp_path / "cache_ref", n), cwd=ROOT, check=True, capture_output=True, timeout=600)
+    reference = pd.read_csv(ref_dir / "scores.csv")
+
+    run_dir, cache = tmp_path / "killed", tmp_path / "cache_killed"
+    for delay in (6.0, 9.0):  # killed twice mid-way
+        proc = subprocess.Popen(_cli(run_dir, cache, n), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert not (run_dir / "scores.csv").exists() or proc.returncode == 0
+    done = subprocess.run(_cli(run_dir, cache, n), cwd=ROOT, check=True, capture_output=True, timeout=600)
+    resumed = pd.read_csv(run_dir / "scores.csv")
+    cols = ["arch", "index", "lga", "accuracy", "flags"]
+    pd.testing.assert_frame_equal(resumed[cols], reference[cols])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["n_cached"] > 0, done.stdout  # the kills did leave finished archs behind
+
+
+def test_default_run_prints_kendall_and_spearman(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "run.py", "n_archs=5", "ntk.batch_size=8", f"hydra.run.dir={tmp_path}",
+                           f"paths.cache_dir={tmp_path}/cache"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "WANDB_MODE": "offline"})
+    assert proc.returncode == 0, proc.stderr
+    assert "kendall_tau=" in proc.stdout and "spearman_rho=" in proc.stdout
+    assert (tmp_path / "wandb").is_dir()  # the offline W&B run is in the run directory
+
+
+def test_real_nb201_cifar10_smoke(tmp_path: Path) -> None:
+    """The real benchmark table and real CIFAR-10 images, on a cheap C=4, N=1 skeleton."""
+    root = shared("")
+    cfg = make_cfg(["search_space=nasbench201", "search_space.C=4", "search_space.N=1", "dataset=cifar10_npz",
+                    f"paths.data_root={root}", "n_archs=5", "ntk.batch_size=8", "logger=csv", "task.progress=false",
+                    "metric=ntk", "bn_mode=eval"], tmp_path)
+    summary = run(cfg)
+    assert summary["n_archs"] == 5 and "cifar10" in summary["accuracy_label"]
