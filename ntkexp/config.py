@@ -40,7 +40,7 @@ class NTKSettings:
     params: str = "all"
     bn_mode: str = "train"
     dtype: str = "float32"
-    chunk_size: int | None = 16
+    chunk_size: int | None = None
     batch_size: int = 64
 
 

@@ -9,7 +9,7 @@ path instead.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import lightning as L
 import numpy as np
@@ -70,17 +70,25 @@ def augment_batch(x: torch.Tensor, padding: int, flip: bool, generator: torch.Ge
 
 
 class TensorBatches:
-    """An epoch of shuffled, augmented batches sliced from tensors (on any device)."""
+    """An epoch of shuffled, augmented batches sliced from tensors (on any device).
+
+    The order and augmentation of epoch ``e`` depend only on (seed, e), where ``epoch_fn`` tells the current epoch
+    (the Lightning trainer's), so a run resumed from a checkpoint sees exactly the batches an unbroken run sees.
+    """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, cfg: DataConfig | None, seed: int,
-                 shuffle: bool = True) -> None:
+                 shuffle: bool = True, epoch_fn: Callable[[], int] | None = None) -> None:
         self.x, self.y, self.batch_size, self.cfg, self.shuffle = x, y, batch_size, cfg, shuffle
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed, self.epoch_fn, self._epochs_started = seed, epoch_fn, 0
+        self.generator = torch.Generator()
 
     def __len__(self) -> int:
         return (len(self.y) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        epoch = self.epoch_fn() if self.epoch_fn is not None else self._epochs_started
+        self._epochs_started += 1
+        self.generator.manual_seed(self.seed * 1_000_003 + epoch)
         n = len(self.y)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         order = order.to(self.x.device)
@@ -149,7 +157,11 @@ class ArrayDataModule(L.LightningDataModule):
             gen = torch.Generator().manual_seed(self.seed)
             return DataLoader(TensorDataset(x.cpu(), y.cpu()), batch_size=self.cfg.batch_size, shuffle=True,
                               generator=gen, collate_fn=self._collate_augment)
-        return TensorBatches(x, y, self.cfg.batch_size, self.cfg, self.seed)
+        return TensorBatches(x, y, self.cfg.batch_size, self.cfg, self.seed, epoch_fn=self._current_epoch)
+
+    def _current_epoch(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return int(trainer.current_epoch) if trainer is not None else 0
 
     def _collate_augment(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
         xb = torch.stack([i[0] for i in items])

@@ -20,8 +20,9 @@ outputs with respect to the selected parameters and returns Theta = J J^T (B x B
 ``dtype``
     ``float32`` or ``float64`` for the forward/backward; the kernel is always returned in float64.
 ``chunk_size``
-    how many cotangents / samples one vmap call processes; bounds the memory (None = all at once). On a CUDA
-    out-of-memory error the engine halves it and retries.
+    how many cotangents / samples one vmap call processes; bounds the memory. ``None`` picks a default: for the
+    batched VJP of train-mode BN, 4 on the CPU (measured fastest there: bigger vmaps thrash the cache) and 32 on a
+    GPU; for per-sample gradients, the whole batch. On a CUDA out-of-memory error the engine halves it and retries.
 
 The network's parameters, buffers and train/eval flag are left as they were.
 """
@@ -29,6 +30,7 @@ The network's parameters, buffers and train/eval flag are left as they were.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator
@@ -41,6 +43,7 @@ REDUCTIONS = ("sum", "logit", "trace")
 PARAM_SUBSETS = ("all", "weights", "conv_linear")
 BN_MODES = ("train", "eval", "per_sample")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class NTKConfig:
     params: str = "all"
     bn_mode: str = "train"
     dtype: str = "float32"
-    chunk_size: int | None = 16
+    chunk_size: int | None = None
 
     def __post_init__(self) -> None:
         checks = (("reduction", REDUCTIONS), ("params", PARAM_SUBSETS), ("bn_mode", BN_MODES), ("dtype", tuple(DTYPES)))
@@ -189,6 +192,8 @@ def empirical_ntk(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig(
     rest.update({k: b.detach().clone().to(dtype) if b.is_floating_point() else b for k, b in model.named_buffers()})
     x = x.to(device=device, dtype=dtype).contiguous()  # vmap over vjp on CUDA needs contiguous NCHW input
     chunk = cfg.chunk_size
+    if chunk is None and cfg.bn_mode == "train":
+        chunk = 32 if device.type == "cuda" else 4
     with bn_convention(model, cfg.bn_mode):
         while True:
             try:
@@ -198,6 +203,7 @@ def empirical_ntk(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig(
                 if chunk == 1:
                     raise
                 chunk = max(1, (chunk or x.shape[0]) // 2)
+                log.warning("CUDA out of memory in the NTK: retrying with chunk_size=%d", chunk)
                 torch.cuda.empty_cache()
     kernel = _kernel_from_jacobian(jac, x.shape[0]).to(torch.float64).cpu()
     n_params = sum(v.numel() for v in chosen.values())

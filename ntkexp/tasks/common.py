@@ -25,6 +25,7 @@ from ntkexp.metrics import METRICS, MetricContext, compute_metrics
 from ntkexp.ntk import NTKConfig
 from ntkexp.spaces import SearchSpace, build_space
 from ntkexp.store import ScoreStore, config_key
+from ntkexp.train import KernelTracker, TrainConfig, train_for
 
 log = logging.getLogger("ntkexp")
 SCORE_SCHEMA = 1  # bump when a change to the scoring code changes scores, so old cache rows are not reused
@@ -84,6 +85,7 @@ class Setup:
     device: torch.device
     batch_size: int
     store: ScoreStore
+    train_cfg: TrainConfig
     extra_key: dict[str, Any] = field(default_factory=dict)
 
 
@@ -120,7 +122,8 @@ def build_setup(cfg: DictConfig, need_ground_truth: bool = True) -> Setup:
     store_path = Path(cfg.paths.cache_dir) / "scores.sqlite" if cfg.use_cache else None
     return Setup(cfg=cfg, space=space, ground_truth=ground_truth, datamodule=datamodule, data_cfg=data_cfg,
                  metric_names=names, ntk_cfg=ntk_cfg, init_cfg=init_cfg, device=device,
-                 batch_size=int(ntk.batch_size), store=ScoreStore(store_path))
+                 batch_size=int(ntk.batch_size), store=ScoreStore(store_path),
+                 train_cfg=to_dataclass(TrainConfig, cfg.trainer))
 
 
 class ArchScorer:
@@ -145,11 +148,37 @@ class ArchScorer:
             "train_epochs": int(setup.cfg.metric.train_epochs),
             **setup.extra_key,
         }
+        self.train_epochs = int(setup.cfg.metric.train_epochs)
+        if self.train_epochs < 0:
+            raise ValueError(f"metric.train_epochs must be >= 0, got {self.train_epochs}")
+        if self.train_epochs > 0:  # what the short training depends on
+            train = asdict(setup.train_cfg)
+            train.pop("epochs")
+            self.conventions["training"] = {"trainer": train, "data": asdict(setup.data_cfg)}
         self.n_computed = 0
         self.n_cached = 0
 
     def key(self, arch: str) -> str:
         return config_key({"schema": SCORE_SCHEMA, "arch": arch, **self.conventions})
+
+    def checkpoint_dir(self, arch: str) -> Path | None:
+        """Where the short-training states of ``arch`` (every epoch count) are kept; None without a cache."""
+        if self.s.store.path is None:
+            return None
+        shared = {k: v for k, v in self.conventions.items() if k != "train_epochs"}
+        return self.s.store.path.parent / "checkpoints" / config_key({"schema": SCORE_SCHEMA, "arch": arch, **shared})
+
+    def tracked(self, arch: str, epochs: list[int]) -> KernelTracker:
+        """Train ``arch`` to max(epochs), measuring metrics and kernel evolution at ``epochs`` (0 always)."""
+        model = self.build_model(arch)
+        tracker = KernelTracker(self.x, self.y, self.s.data_cfg.num_classes, self.s.ntk_cfg, self.s.metric_names,
+                                sorted(set([0, *epochs])))
+        last = max(epochs)
+        if last == 0:
+            tracker.measure(model, 0)
+        else:
+            train_for(model, self.s.datamodule, self.s.train_cfg, last, tracker, self.checkpoint_dir(arch))
+        return tracker
 
     def build_model(self, arch: str) -> torch.nn.Module:
         torch.manual_seed(arch_seed(self.seed, arch))
@@ -167,21 +196,25 @@ class ArchScorer:
             return self._row(arch, cached, cached=True)
         start = time.perf_counter()
         try:
-            if int(self.s.cfg.metric.train_epochs) > 0:
-                raise NotImplementedError("metric.train_epochs > 0 (LGA_t) needs the short-training task; "
-                                          "it is not available in this version")
-            ctx = MetricContext(self.build_model(arch), self.x, self.y, self.s.data_cfg.num_classes, self.s.ntk_cfg)
-            values = compute_metrics(names, ctx)
-            flags = sorted(ctx.flags)
+            extra: dict[str, float] = {}
+            if self.train_epochs > 0:
+                tracker = self.tracked(arch, [self.train_epochs])
+                at_t = [r for r in tracker.records if r["epoch"] == self.train_epochs][-1]
+                values = {n: float(at_t[n]) for n in names}
+                extra = {k: float(at_t[k]) for k in ("kernel_corr", "kernel_rel_diff", "train_loss", "train_acc")}
+                flags = [f for f in at_t["flags"].split(";") if f]
+            else:
+                ctx = MetricContext(self.build_model(arch), self.x, self.y, self.s.data_cfg.num_classes, self.s.ntk_cfg)
+                values = compute_metrics(names, ctx)
+                flags = sorted(ctx.flags)
             error = None
-        except NotImplementedError:
-            raise
         except Exception as err:  # a bad network must not end a run over 15,625 archs
             values = {n: float("nan") for n in names}
+            extra = {}
             flags = [f"error:{type(err).__name__}"]
             error = f"{type(err).__name__}: {err}"
             log.warning("arch %s failed: %s\n%s", arch, error, traceback.format_exc(limit=3))
-        record = {"values": {**(cached or {}).get("values", {}), **values},
+        record = {"values": {**(cached or {}).get("values", {}), **values}, "extra": extra,
                   "flags": sorted(set((cached or {}).get("flags", [])) | set(flags)),
                   "seconds": time.perf_counter() - start, "error": error}
         if error is None and self.s.store is not None:
@@ -198,6 +231,8 @@ class ArchScorer:
         for n in self.s.metric_names:
             v = record["values"].get(n)
             row[n] = float("nan") if v is None else float(v)
+        for k, v in record.get("extra", {}).items():
+            row[k] = v
         row["flags"] = ";".join(record["flags"])
         row["seconds"] = round(float(record["seconds"]), 4)
         row["cached"] = cached

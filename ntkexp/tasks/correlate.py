@@ -106,7 +106,8 @@ def run_correlate(cfg: DictConfig, run_dir: Path, logger: ExperimentLogger) -> d
         first = frame.loc[errors, "error"].iloc[0] if "error" in frame else "unknown"
         raise RuntimeError(f"every arch failed to score; the first error: {first}")
 
-    columns = ["arch", "index", *setup.metric_names, "accuracy", "flags", "seconds", "cached"]
+    extra = [c for c in ("kernel_corr", "kernel_rel_diff", "train_loss", "train_acc") if c in frame]
+    columns = ["arch", "index", *setup.metric_names, *extra, "accuracy", "flags", "seconds", "cached"]
     with atomic_write(run_dir / "scores.csv") as tmp:
         frame[columns + (["error"] if "error" in frame else [])].to_csv(tmp, index=False)
 

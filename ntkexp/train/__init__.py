@@ -1,5 +1,8 @@
 """Short (and full) training of any search-space network with Lightning."""
 
 from ntkexp.train.module import ClassifierModule, TrainConfig, evaluate_accuracy, fit
+from ntkexp.train.short import train_for
+from ntkexp.train.tracking import KernelTracker, kernel_correlation, relative_change
 
-__all__ = ["ClassifierModule", "TrainConfig", "evaluate_accuracy", "fit"]
+__all__ = ["ClassifierModule", "KernelTracker", "TrainConfig", "evaluate_accuracy", "fit", "kernel_correlation",
+           "relative_change", "train_for"]

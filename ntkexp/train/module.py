@@ -24,20 +24,33 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine | constant
     schedule_epochs: int | None = None  # length of the cosine cycle (the benchmark's 200); None = epochs
     accelerator: str = "auto"
-    precision: str = "32-true"
+    precision: str = "auto"  # auto: bf16-mixed on a GPU, 32-true on the CPU; or any Lightning precision
+    channels_last: bool | None = None  # None: on a GPU only
     limit_train_batches: float | int | None = None
+
+    def resolved_precision(self, device_type: str) -> str:
+        if self.precision != "auto":
+            return self.precision
+        return "bf16-mixed" if device_type == "cuda" else "32-true"
+
+    def use_channels_last(self, device_type: str) -> bool:
+        return device_type == "cuda" if self.channels_last is None else bool(self.channels_last)
 
 
 class ClassifierModule(L.LightningModule):
-    def __init__(self, model: nn.Module, cfg: TrainConfig) -> None:
+    def __init__(self, model: nn.Module, cfg: TrainConfig, channels_last: bool = False) -> None:
         super().__init__()
-        self.model, self.cfg = model, cfg
+        self.model, self.cfg, self.channels_last = model, cfg, channels_last
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         logits = self.model(x)
         loss = F.cross_entropy(logits, y)
         acc = (logits.argmax(1) == y).float().mean()
@@ -58,31 +71,42 @@ class ClassifierModule(L.LightningModule):
             return opt
         if c.schedule != "cosine":
             raise ValueError(f"trainer.schedule must be 'cosine' or 'constant', got {c.schedule!r}")
-        steps = self.trainer.estimated_stepping_batches * (c.schedule_epochs or c.epochs) / max(1, c.epochs)
+        epochs = max(1, int(self.trainer.max_epochs or 1))
+        steps = self.trainer.estimated_stepping_batches / epochs * (c.schedule_epochs or epochs)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, int(steps)))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 def make_trainer(cfg: TrainConfig, callbacks: list[L.Callback] | None = None, logger: Any = False,
-                 max_epochs: int | None = None) -> L.Trainer:
+                 max_epochs: int | None = None, device_type: str = "cpu") -> L.Trainer:
     kwargs: dict[str, Any] = {}
     if cfg.limit_train_batches is not None:
         kwargs["limit_train_batches"] = cfg.limit_train_batches
-    return L.Trainer(max_epochs=cfg.epochs if max_epochs is None else max_epochs, accelerator=cfg.accelerator,
-                     devices=1, precision=cfg.precision, logger=logger, callbacks=callbacks or [],
+    accelerator = cfg.accelerator if cfg.accelerator != "auto" else ("gpu" if device_type == "cuda" else "cpu")
+    return L.Trainer(max_epochs=cfg.epochs if max_epochs is None else max_epochs, accelerator=accelerator,
+                     devices=1, precision=cfg.resolved_precision(device_type), logger=logger, callbacks=callbacks or [],
                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                      num_sanity_val_steps=0, limit_val_batches=0, deterministic=False, **kwargs)
 
 
 def fit(model: nn.Module, datamodule: L.LightningDataModule, cfg: TrainConfig,
-        callbacks: list[L.Callback] | None = None, logger: Any = False) -> ClassifierModule:
-    """Train ``model`` in place for ``cfg.epochs`` epochs; returns the LightningModule wrapping it."""
-    module = ClassifierModule(model, cfg)
+        callbacks: list[L.Callback] | None = None, logger: Any = False, max_epochs: int | None = None,
+        ckpt_path: str | None = None, save_to: str | None = None) -> ClassifierModule:
+    """Train ``model`` in place up to ``max_epochs`` (default ``cfg.epochs``), resuming from ``ckpt_path`` if given
+    and saving the final state (weights, optimiser, schedule, callback states) to ``save_to``."""
+    device_type = next(model.parameters()).device.type
+    module = ClassifierModule(model, cfg, channels_last=cfg.use_channels_last(device_type))
+    trainer = make_trainer(cfg, callbacks, logger, max_epochs=max_epochs, device_type=device_type)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*GPU available but not used.*")
         warnings.filterwarnings("ignore", ".*TPU available.*")
-        make_trainer(cfg, callbacks, logger).fit(module, datamodule=datamodule)
+        warnings.filterwarnings("ignore", ".*exceeds the .max_epochs.*")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    if save_to is not None:
+        trainer.save_checkpoint(save_to)
+    if module.channels_last:
+        model.to(memory_format=torch.contiguous_format)
     return module
 
 
