@@ -60,10 +60,18 @@ class SearchAlgoConfig:
 
 @dataclass
 class TaskConfig:
+    """Config group ``task``; fields a task does not use are ignored by it."""
+
     name: str = "correlate"
     top_k: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1])
     plot: bool = True
     progress: bool = True
+    # kernel_evolution
+    track_epochs: list[int] = field(default_factory=lambda: [0, 1, 3, 5, 10])
+    select: str = "bands"  # bands | sample
+    bands: dict[str, list[float]] = field(default_factory=lambda: {"high": [0.9, 1.0], "mid": [0.45, 0.55],
+                                                                   "low": [0.0, 0.1]})
+    per_band: int = 5
 
 
 @dataclass

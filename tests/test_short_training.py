@@ -59,3 +59,25 @@ def test_kernel_comparison_helpers() -> None:
     assert kernel_correlation(a, 5 * a + 1) == pytest.approx(1.0)
     assert kernel_correlation(a, -a) == pytest.approx(-1.0)
     assert relative_change(2 * a, a) == pytest.approx(1.0)
+
+
+def test_kernel_evolution_task_writes_table_and_figures(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from ntkexp.main import run
+
+    cfg = make_cfg(SMALL + ["task=kernel_evolution", "task.track_epochs=[0,1]", "task.per_band=2"], tmp_path)
+    summary = run(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    evo = pd.read_csv(run_dir / "evolution.csv")
+    assert len(evo) == 3 * 2 * 2  # bands x archs x epochs
+    assert set(evo["band"]) == {"high", "mid", "low"}
+    assert (evo.loc[evo.epoch == 0, "kernel_corr"].dropna() == 1.0).all()
+    ranks = pd.read_csv(run_dir / "rank_correlation.csv")
+    assert set(ranks["metric"]) == {"lga", "fnorm", "mean", "ncn"} and set(ranks["epoch"]) == {0, 1}
+    for name in ("kernel_evolution.png", "metrics_by_band.png", "rank_correlation.png"):
+        assert (run_dir / name).stat().st_size > 1000
+    assert summary["epochs"] == [0, 1]
+    # a second run reuses the tracked records
+    again = run(make_cfg(SMALL + ["task=kernel_evolution", "task.track_epochs=[0,1]", "task.per_band=2"], tmp_path))
+    assert again["kendall_tau"] == summary["kendall_tau"]

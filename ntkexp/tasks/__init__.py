@@ -10,9 +10,11 @@ from omegaconf import DictConfig
 from ntkexp.loggers import ExperimentLogger
 from ntkexp.registry import Registry
 from ntkexp.tasks.correlate import run_correlate
+from ntkexp.tasks.kernel_evolution import run_kernel_evolution
 
 TaskFn = Callable[[DictConfig, Path, ExperimentLogger], dict[str, Any]]
 TASKS: Registry[TaskFn] = Registry("task")
 TASKS.register("correlate", run_correlate)
+TASKS.register("kernel_evolution", run_kernel_evolution)
 
-__all__ = ["TASKS", "run_correlate"]
+__all__ = ["TASKS", "run_correlate", "run_kernel_evolution"]

@@ -151,10 +151,11 @@ class ArchScorer:
         self.train_epochs = int(setup.cfg.metric.train_epochs)
         if self.train_epochs < 0:
             raise ValueError(f"metric.train_epochs must be >= 0, got {self.train_epochs}")
+        train = asdict(setup.train_cfg)
+        train.pop("epochs")
+        self.training_conventions = {"trainer": train, "data": asdict(setup.data_cfg)}
         if self.train_epochs > 0:  # what the short training depends on
-            train = asdict(setup.train_cfg)
-            train.pop("epochs")
-            self.conventions["training"] = {"trainer": train, "data": asdict(setup.data_cfg)}
+            self.conventions["training"] = self.training_conventions
         self.n_computed = 0
         self.n_cached = 0
 
@@ -166,6 +167,7 @@ class ArchScorer:
         if self.s.store.path is None:
             return None
         shared = {k: v for k, v in self.conventions.items() if k != "train_epochs"}
+        shared["training"] = self.training_conventions
         return self.s.store.path.parent / "checkpoints" / config_key({"schema": SCORE_SCHEMA, "arch": arch, **shared})
 
     def tracked(self, arch: str, epochs: list[int]) -> KernelTracker:

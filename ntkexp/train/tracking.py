@@ -19,7 +19,9 @@ from ntkexp.ntk import NTKConfig
 
 
 def kernel_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Pearson correlation of the entries of two kernels (NaN if either is constant)."""
+    """Pearson correlation of the entries of two kernels (NaN if either is constant; exactly 1 if they are equal)."""
+    if torch.equal(a, b):
+        return 1.0 if bool((a != a.reshape(-1)[0]).any()) else float("nan")
     x = a.reshape(-1).double() - a.double().mean()
     y = b.reshape(-1).double() - b.double().mean()
     denom = x.norm() * y.norm()
