@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ntkexp.metrics import METRICS, oriented_for_ranking
+from ntkexp.metrics import oriented_for_ranking
 
 
 def top_k_precision(score: np.ndarray, accuracy: np.ndarray, fraction: float) -> float:
@@ -43,7 +43,7 @@ def correlate(values: np.ndarray, accuracy: np.ndarray, direction: int, top_k: l
     return out
 
 
-def correlation_table(frame: Any, metric_names: list[str], top_k: list[float]) -> dict[str, dict[str, Any]]:
-    return {name: {"direction": METRICS.get(name).direction,
-                   **correlate(frame[name].to_numpy(), frame["accuracy"].to_numpy(), METRICS.get(name).direction, top_k)}
-            for name in metric_names}
+def correlation_table(frame: Any, directions: dict[str, int], top_k: list[float]) -> dict[str, dict[str, Any]]:
+    """Per metric column of ``frame`` named in ``directions``: its direction and :func:`correlate` with accuracy."""
+    return {name: {"direction": d, **correlate(frame[name].to_numpy(), frame["accuracy"].to_numpy(), d, top_k)}
+            for name, d in directions.items()}

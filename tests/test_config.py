@@ -10,7 +10,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from ntkexp.init import SCHEMES
-from ntkexp.metrics import METRICS
+from ntkexp.metrics import COMBINATIONS, METRICS
 from ntkexp.ntk import BN_MODES
 
 from .conftest import CONF, ROOT, make_cfg
@@ -27,7 +27,7 @@ def test_every_group_option_composes(group: str, option: str) -> None:
     cfg = make_cfg([f"{group}={option}"])
     assert cfg.seed == 0
     if group == "metric":
-        assert all(n in METRICS for n in cfg.metric.names)
+        assert all(n in METRICS or n in COMBINATIONS for n in cfg.metric.names)
     if group == "bn_mode":
         assert cfg.ntk.bn_mode == option and option in BN_MODES
     if group == "init":

@@ -143,11 +143,11 @@ class ArrayDataModule(L.LightningDataModule):
         assert self._test is not None
         return self._test
 
-    def probe_batch(self, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """A fixed batch of ``size`` un-augmented training images, drawn without replacement by ``seed``."""
-        x, y = self.train_tensors
+    def probe_batch(self, size: int, seed: int, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed batch of ``size`` un-augmented images of ``split``, drawn without replacement by ``seed``."""
+        x, y = self.train_tensors if split == "train" else self.test_tensors
         if not 2 <= size <= len(y):
-            raise ValueError(f"batch size {size} must be between 2 and the {len(y)} training images of {self.cfg.name}")
+            raise ValueError(f"batch size {size} must be between 2 and the {len(y)} {split} images of {self.cfg.name}")
         idx = torch.from_numpy(np.random.default_rng(seed).choice(len(y), size=size, replace=False)).to(x.device)
         return x[idx].contiguous(), y[idx]
 

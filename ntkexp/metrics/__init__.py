@@ -1,6 +1,6 @@
 """Metric registry. Importing this package registers every metric; this is the one list of metric modules."""
 
-from ntkexp.metrics import ntk_metrics  # noqa: F401  (registers fnorm, mean, cond, ncn, lga)
+from ntkexp.metrics import gradsign, ntk_metrics, ntk_score, tegnas, zero_cost  # noqa: F401  (registration)
 from ntkexp.metrics.base import (
     METRICS,
     MetricContext,
@@ -8,5 +8,7 @@ from ntkexp.metrics.base import (
     oriented_for_ranking,
     register_metric,
 )
+from ntkexp.metrics.combine import COMBINATIONS, borda_count, combine, expand, sum_of_ranks
 
-__all__ = ["METRICS", "MetricContext", "compute_metrics", "oriented_for_ranking", "register_metric"]
+__all__ = ["COMBINATIONS", "METRICS", "MetricContext", "borda_count", "combine", "compute_metrics", "expand",
+           "oriented_for_ranking", "register_metric", "sum_of_ranks"]

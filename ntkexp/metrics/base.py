@@ -52,16 +52,36 @@ def register_metric(name: str, direction: int, needs: tuple[str, ...] = ("ntk",)
 
 @dataclass
 class MetricContext:
-    """Everything a metric may need about one initialised (or trained) network and the probe batch."""
+    """Everything a metric may need about one initialised (or trained) network and the probe batch.
+
+    Shared computations are cached here, so metrics that share them cost one pass: the NTK of the probe batch
+    (``ntk``, ``eigenvalues``), joint train/held-out kernels (``joint_kernel``), ReLU activation patterns
+    (``activation_codes``) and the batch-loss gradients (``loss_gradients``). ``x_test``/``y_test`` is a held-out
+    batch (from the test split) for the kernel-regression metrics.
+    """
 
     model: nn.Module
     x: torch.Tensor
     y: torch.Tensor
     num_classes: int
     ntk_cfg: NTKConfig = field(default_factory=NTKConfig)
+    x_test: torch.Tensor | None = None
+    y_test: torch.Tensor | None = None
+    seed: int = 0
     flags: set[str] = field(default_factory=set)
     _ntk: NTKResult | None = None
     _eig: torch.Tensor | None = None
+    _cache: dict[Any, Any] = field(default_factory=dict)
+
+    def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.x_test is None or self.y_test is None:
+            raise ValueError("this metric needs a held-out batch (x_test, y_test), but none was given")
+        return self.x_test, self.y_test
 
     def ntk(self) -> NTKResult:
         if self._ntk is None:

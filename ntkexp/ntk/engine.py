@@ -9,7 +9,8 @@ outputs with respect to the selected parameters and returns Theta = J J^T (B x B
     ``trace``: Theta_ij = sum_k <d f_k(x_i), d f_k(x_j)> (the trace of the K x K block of the full NTK).
 ``params``
     ``all`` trainable parameters; ``weights``: tensors named ``weight`` (no biases, no BN shift);
-    ``conv_linear``: Conv/Linear weights and biases (no BatchNorm affine parameters).
+    ``conv_linear``: Conv/Linear weights and biases (no BatchNorm affine parameters); ``last_layer``: the weight and
+    bias of the network's last ``nn.Linear`` (the last-layer NTK of TEG-NAS).
 ``bn_mode``
     ``train``: BatchNorm normalises with the statistics of the whole batch, so every sample's output depends on
     every other sample and on its gradient; computed exactly by one batched forward and a vmap of the VJP over one-hot
@@ -33,14 +34,14 @@ import contextlib
 import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vjp, vmap
 
 REDUCTIONS = ("sum", "logit", "trace")
-PARAM_SUBSETS = ("all", "weights", "conv_linear")
+PARAM_SUBSETS = ("all", "weights", "conv_linear", "last_layer")
 BN_MODES = ("train", "eval", "per_sample")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 log = logging.getLogger(__name__)
@@ -85,9 +86,13 @@ def select_params(model: nn.Module, subset: str) -> tuple[dict[str, torch.Tensor
               for mod_name, mod in model.named_modules() for p_name, _ in mod.named_parameters(recurse=False)}
     chosen: dict[str, torch.Tensor] = {}
     fixed: dict[str, torch.Tensor] = {}
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    last = linears[-1] if linears else None
     for name, p in model.named_parameters():
         leaf = name.rsplit(".", 1)[-1]
-        if subset == "all":
+        if subset == "last_layer":
+            keep = p.requires_grad and name.rsplit(".", 1)[0] == last
+        elif subset == "all":
             keep = p.requires_grad
         elif subset == "weights":
             keep = p.requires_grad and leaf == "weight"
@@ -117,24 +122,23 @@ def bn_convention(model: nn.Module, bn_mode: str) -> Iterator[None]:
             m.training = flag
 
 
-def _reduce(out: torch.Tensor, cfg: NTKConfig) -> torch.Tensor:
-    """Per-sample output(s) for one sample's logits ``out`` (K,): a scalar, or (K,) for ``trace``."""
+def _output_weights(batch: int, classes: int, cfg: NTKConfig, like: torch.Tensor) -> torch.Tensor | None:
+    """(B, K) weights w with f_i = sum_k w_ik f_k(x_i) for ``sum``/``logit``; None for ``trace`` (every logit)."""
+    if cfg.reduction == "trace":
+        return None
     if cfg.reduction == "sum":
-        return out.sum()
-    if cfg.reduction == "logit":
-        return out[cfg.logit_index]
-    return out
+        return torch.ones(batch, classes, dtype=like.dtype, device=like.device)
+    w = torch.zeros(batch, classes, dtype=like.dtype, device=like.device)
+    w[:, cfg.logit_index] = 1.0
+    return w
 
 
-def _cotangents(batch: int, classes: int, cfg: NTKConfig, like: torch.Tensor) -> torch.Tensor:
-    """One-hot cotangents (M, B, K) whose VJPs are the rows of J (M = B, or B*K for ``trace``)."""
+def _cotangents(batch: int, classes: int, weights: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """Cotangents (M, B, K) whose VJPs are the rows of J: row i carries w_i at sample i (M = B), or, for every
+    logit (``weights=None``), one-hot at (i, k) (M = B*K)."""
     eye = torch.eye(batch, dtype=like.dtype, device=like.device)
-    if cfg.reduction == "sum":
-        return eye[:, :, None].expand(batch, batch, classes).contiguous()
-    if cfg.reduction == "logit":
-        cot = torch.zeros(batch, batch, classes, dtype=like.dtype, device=like.device)
-        cot[:, :, cfg.logit_index] = eye
-        return cot
+    if weights is not None:
+        return eye[:, :, None] * weights[None, :, :]
     eye_k = torch.eye(classes, dtype=like.dtype, device=like.device)
     return torch.einsum("ij,kl->ikjl", eye, eye_k).reshape(batch * classes, batch, classes)
 
@@ -153,35 +157,47 @@ def _kernel_from_jacobian(jac: dict[str, torch.Tensor], batch: int) -> torch.Ten
 
 
 def _jacobian(model: nn.Module, x: torch.Tensor, cfg: NTKConfig, chosen: dict[str, torch.Tensor],
-              rest: dict[str, torch.Tensor], chunk: int | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """(J per parameter with leading dims (B, K') flattened to B rows, logits)."""
+              rest: dict[str, torch.Tensor], chunk: int | None, weights: Callable[[torch.Tensor], torch.Tensor | None]
+              ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """(J per parameter with leading dims (B, K') flattened to B rows, logits). ``weights(logits)`` gives the (B, K)
+    output weights of each row (treated as constants), or None for one row per logit."""
     batch = x.shape[0]
     if cfg.bn_mode == "train":
         def f_batch(p: dict[str, torch.Tensor]) -> torch.Tensor:
             return functional_call(model, ({**p, **rest}), (x,))
 
         logits, vjp_fn = vjp(f_batch, chosen)
-        cot = _cotangents(batch, logits.shape[1], cfg, logits)
+        cot = _cotangents(batch, logits.shape[1], weights(logits.detach()), logits)
         (jac,) = vmap(vjp_fn, chunk_size=chunk)(cot)
         return {k: v.reshape(batch, -1) for k, v in jac.items()}, logits.detach()
 
-    def f_single(p: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
-        return _reduce(functional_call(model, ({**p, **rest}), (xi.unsqueeze(0),))[0], cfg)
+    def logits_single(p: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, ({**p, **rest}), (xi.unsqueeze(0),))[0]
 
-    def logits_single(xi: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, ({**chosen, **rest}), (xi.unsqueeze(0),))[0]
-
-    jac = vmap(jacrev(f_single), in_dims=(None, 0), chunk_size=chunk)(chosen, x)
     with torch.no_grad():
-        logits = vmap(logits_single, chunk_size=chunk)(x)
+        logits = vmap(logits_single, in_dims=(None, 0), chunk_size=chunk)(chosen, x)
+    w = weights(logits)
+    if w is None:
+        jac = vmap(jacrev(logits_single), in_dims=(None, 0), chunk_size=chunk)(chosen, x)
+    else:
+        def f_single(p: dict[str, torch.Tensor], xi: torch.Tensor, wi: torch.Tensor) -> torch.Tensor:
+            return (logits_single(p, xi) * wi).sum()
+
+        jac = vmap(jacrev(f_single), in_dims=(None, 0, 0), chunk_size=chunk)(chosen, x, w)
     return {k: v.reshape(batch, -1) for k, v in jac.items()}, logits
 
 
-def empirical_ntk(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig()) -> NTKResult:
-    """Empirical NTK of ``model`` on the batch ``x`` under the conventions ``cfg``."""
+def jacobian(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig(),
+             weights: Callable[[torch.Tensor], torch.Tensor | None] | None = None
+             ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Rows of the Jacobian of per-sample outputs w.r.t. the selected parameters, under ``cfg``'s BN convention.
+
+    By default the outputs are ``cfg.reduction``'s. ``weights(logits) -> (B, K)`` instead makes row i the gradient of
+    sum_k w_ik f_k(x_i) with w held constant: with w = dloss_i/dlogits_i it is the per-sample loss gradient, exact
+    also under train-mode BN (chain rule through the logits). Returns ({name: (B, M*numel)}, logits).
+    """
     if x.ndim < 2 or x.shape[0] < 2:
         raise ValueError(f"the NTK needs a batch of at least 2 inputs, got shape {tuple(x.shape)}")
-    start = time.perf_counter()
     dtype = DTYPES[cfg.dtype]
     device = next(model.parameters()).device
     chosen, fixed = select_params(model, cfg.params)
@@ -191,13 +207,15 @@ def empirical_ntk(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig(
     rest: dict[str, torch.Tensor] = {k: v.detach().to(dtype) for k, v in fixed.items()}
     rest.update({k: b.detach().clone().to(dtype) if b.is_floating_point() else b for k, b in model.named_buffers()})
     x = x.to(device=device, dtype=dtype).contiguous()  # vmap over vjp on CUDA needs contiguous NCHW input
+    if weights is None:
+        weights = lambda logits: _output_weights(logits.shape[0], logits.shape[1], cfg, logits)  # noqa: E731
     chunk = cfg.chunk_size
     if chunk is None and cfg.bn_mode == "train":
         chunk = 32 if device.type == "cuda" else 4
     with bn_convention(model, cfg.bn_mode):
         while True:
             try:
-                jac, logits = _jacobian(model, x, cfg, chosen, rest, chunk)
+                jac, logits = _jacobian(model, x, cfg, chosen, rest, chunk, weights)
                 break
             except torch.cuda.OutOfMemoryError:
                 if chunk == 1:
@@ -205,6 +223,13 @@ def empirical_ntk(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig(
                 chunk = max(1, (chunk or x.shape[0]) // 2)
                 log.warning("CUDA out of memory in the NTK: retrying with chunk_size=%d", chunk)
                 torch.cuda.empty_cache()
+    return jac, logits
+
+
+def empirical_ntk(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig()) -> NTKResult:
+    """Empirical NTK of ``model`` on the batch ``x`` under the conventions ``cfg``."""
+    start = time.perf_counter()
+    jac, logits = jacobian(model, x, cfg)
     kernel = _kernel_from_jacobian(jac, x.shape[0]).to(torch.float64).cpu()
-    n_params = sum(v.numel() for v in chosen.values())
+    n_params = sum(v.shape[1] for v in jac.values()) // (1 if cfg.reduction != "trace" else logits.shape[1])
     return NTKResult(kernel=kernel, logits=logits.float().cpu(), n_params=n_params, seconds=time.perf_counter() - start)

@@ -18,7 +18,7 @@ def ntk_reference(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig(
     """Theta (B, B) in float64 by an explicit loop of per-output backward passes."""
     net = copy.deepcopy(model).to(DTYPES[cfg.dtype])
     x = x.to(DTYPES[cfg.dtype])
-    chosen, _ = select_params(net, cfg.params)
+    chosen, _ = select_params(net, cfg.params)  # same selection rule; the differentiation below is independent
     params = list(chosen.values())
     for p in net.parameters():
         p.requires_grad_(any(p is q for q in params))

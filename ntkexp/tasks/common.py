@@ -21,7 +21,7 @@ from ntkexp.benchmarks import BenchmarkConfig, GroundTruth, load_ground_truth
 from ntkexp.benchmarks.groundtruth import atomic_write
 from ntkexp.data import ArrayDataModule, DataConfig
 from ntkexp.init import InitConfig, arch_seed, initialize
-from ntkexp.metrics import METRICS, MetricContext, compute_metrics
+from ntkexp.metrics import COMBINATIONS, METRICS, MetricContext, compute_metrics, expand
 from ntkexp.ntk import NTKConfig
 from ntkexp.spaces import SearchSpace, build_space
 from ntkexp.store import ScoreStore, config_key
@@ -91,11 +91,18 @@ class Setup:
 
 def validate_metric_names(names: Iterable[str]) -> list[str]:
     names = list(names)
+    valid = ", ".join(METRICS.names() + sorted(COMBINATIONS))
     if not names:
-        raise ValueError(f"metric.names is empty; valid metrics: {', '.join(METRICS.names())}")
+        raise ValueError(f"metric.names is empty; valid metrics: {valid}")
     for name in names:
-        METRICS.get(name)  # raises UnknownNameError listing the valid metrics
+        if name not in METRICS and name not in COMBINATIONS:
+            raise ValueError(f"unknown metric {name!r}; valid metrics: {valid}")
     return names
+
+
+def direction_of(name: str) -> int:
+    """+1 for combinations (higher combined rank is better), else the metric's declared direction."""
+    return 1 if name in COMBINATIONS else METRICS.get(name).direction
 
 
 def build_setup(cfg: DictConfig, need_ground_truth: bool = True) -> Setup:
@@ -137,6 +144,11 @@ class ArchScorer:
         self.s = setup
         self.seed = int(setup.cfg.seed)
         self.x, self.y = setup.datamodule.probe_batch(setup.batch_size, self.seed)
+        self.metric_names, self.combinations = expand(setup.metric_names)
+        needs = {need for n in self.metric_names for need in METRICS.get(n).needs}
+        self.x_test = self.y_test = None
+        if any(need.startswith("joint_kernel") for need in needs):  # a held-out batch for kernel regression
+            self.x_test, self.y_test = setup.datamodule.probe_batch(setup.batch_size, self.seed, split="test")
         self.conventions = {
             "search_space": setup.space.describe(),
             "ntk": {**setup.ntk_cfg.as_dict(), "batch_size": setup.batch_size},
@@ -173,8 +185,8 @@ class ArchScorer:
     def tracked(self, arch: str, epochs: list[int]) -> KernelTracker:
         """Train ``arch`` to max(epochs), measuring metrics and kernel evolution at ``epochs`` (0 always)."""
         model = self.build_model(arch)
-        tracker = KernelTracker(self.x, self.y, self.s.data_cfg.num_classes, self.s.ntk_cfg, self.s.metric_names,
-                                sorted(set([0, *epochs])))
+        tracker = KernelTracker(self.x, self.y, self.s.data_cfg.num_classes, self.s.ntk_cfg, self.metric_names,
+                                sorted(set([0, *epochs])), x_test=self.x_test, y_test=self.y_test, seed=self.seed)
         last = max(epochs)
         if last == 0:
             tracker.measure(model, 0)
@@ -192,7 +204,7 @@ class ArchScorer:
         arch = self.s.space.validate(arch)
         key = self.key(arch)
         cached = self.s.store.get(key) if self.s.store is not None else None
-        names = self.s.metric_names
+        names = self.metric_names
         if cached is not None and all(n in cached["values"] for n in names):
             self.n_cached += 1
             return self._row(arch, cached, cached=True)
@@ -206,7 +218,8 @@ class ArchScorer:
                 extra = {k: float(at_t[k]) for k in ("kernel_corr", "kernel_rel_diff", "train_loss", "train_acc")}
                 flags = [f for f in at_t["flags"].split(";") if f]
             else:
-                ctx = MetricContext(self.build_model(arch), self.x, self.y, self.s.data_cfg.num_classes, self.s.ntk_cfg)
+                ctx = MetricContext(self.build_model(arch), self.x, self.y, self.s.data_cfg.num_classes, self.s.ntk_cfg,
+                                    x_test=self.x_test, y_test=self.y_test, seed=self.seed)
                 values = compute_metrics(names, ctx)
                 flags = sorted(ctx.flags)
             error = None
@@ -230,7 +243,7 @@ class ArchScorer:
             row["index"] = self.s.space.index_of(arch)
         except NotImplementedError:
             row["index"] = None
-        for n in self.s.metric_names:
+        for n in self.metric_names:
             v = record["values"].get(n)
             row[n] = float("nan") if v is None else float(v)
         for k, v in record.get("extra", {}).items():

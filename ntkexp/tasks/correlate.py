@@ -17,9 +17,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from ntkexp.benchmarks.groundtruth import atomic_write
 from ntkexp.loggers import ExperimentLogger
-from ntkexp.metrics import METRICS
+from ntkexp.metrics import combine
 from ntkexp.stats import correlation_table
-from ntkexp.tasks.common import ArchScorer, Setup, build_setup, progress, versions, write_json
+from ntkexp.tasks.common import ArchScorer, Setup, build_setup, direction_of, progress, versions, write_json
 
 log = logging.getLogger("ntkexp")
 
@@ -101,13 +101,16 @@ def run_correlate(cfg: DictConfig, run_dir: Path, logger: ExperimentLogger) -> d
     key = setup.data_cfg.benchmark_key
     assert setup.ground_truth is not None
     frame["accuracy"] = setup.ground_truth.accuracy(list(frame["arch"]), key)
+    for name in scorer.combinations:  # rank aggregations over the scored set
+        frame[name] = combine(name, {c: frame[c].to_numpy() for c in frame.columns})
+    names = scorer.metric_names + scorer.combinations
     errors = frame["flags"].str.contains("error:")
     if errors.all():
         first = frame.loc[errors, "error"].iloc[0] if "error" in frame else "unknown"
         raise RuntimeError(f"every arch failed to score; the first error: {first}")
 
     extra = [c for c in ("kernel_corr", "kernel_rel_diff", "train_loss", "train_acc") if c in frame]
-    columns = ["arch", "index", *setup.metric_names, *extra, "accuracy", "flags", "seconds", "cached"]
+    columns = ["arch", "index", *names, *extra, "accuracy", "flags", "seconds", "cached"]
     with atomic_write(run_dir / "scores.csv") as tmp:
         frame[columns + (["error"] if "error" in frame else [])].to_csv(tmp, index=False)
 
@@ -116,8 +119,8 @@ def run_correlate(cfg: DictConfig, run_dir: Path, logger: ExperimentLogger) -> d
         "task": "correlate",
         "n_archs": len(frame),
         "accuracy_label": f"{setup.ground_truth.label or 'accuracy'} [{key}]",
-        "correlations": correlation_table(frame, setup.metric_names, top_k),
-        "directions": {n: METRICS.get(n).direction for n in setup.metric_names},
+        "correlations": correlation_table(frame, {n: direction_of(n) for n in names}, top_k),
+        "directions": {n: direction_of(n) for n in names},
         "conventions": scorer.conventions,
         "n_flagged": int((frame["flags"] != "").sum()),
         "n_computed": scorer.n_computed,
@@ -136,7 +139,7 @@ def run_correlate(cfg: DictConfig, run_dir: Path, logger: ExperimentLogger) -> d
     if cfg.task.plot:
         title = (f"{setup.space.describe()} | {key} | bn={setup.ntk_cfg.bn_mode} init={setup.init_cfg.name} "
                  f"batch={setup.batch_size} seed={cfg.seed}")
-        plot = scatter_plot(frame, setup.metric_names, run_dir / "scatter.png", title, f"{key} accuracy (%)")
+        plot = scatter_plot(frame, names, run_dir / "scatter.png", title, f"{key} accuracy (%)")
         logger.log_image("scatter", plot)
     print_table(summary)
     setup.store.close()

@@ -19,10 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from ntkexp.benchmarks.groundtruth import atomic_write
 from ntkexp.loggers import ExperimentLogger
-from ntkexp.metrics import METRICS
 from ntkexp.stats import correlate
 from ntkexp.store import config_key
-from ntkexp.tasks.common import SCORE_SCHEMA, ArchScorer, build_setup, progress, versions, write_json
+from ntkexp.tasks.common import SCORE_SCHEMA, ArchScorer, build_setup, direction_of, progress, versions, write_json
 from ntkexp.tasks.correlate import choose_archs
 
 log = logging.getLogger("ntkexp")
@@ -118,7 +117,7 @@ def run_kernel_evolution(cfg: DictConfig, run_dir: Path, logger: ExperimentLogge
     rows: list[dict[str, Any]] = []
     for arch, band in progress(chosen, "training", bool(cfg.task.progress)):
         store_key = config_key({"schema": SCORE_SCHEMA, "task": "kernel_evolution", "arch": arch, "epochs": epochs,
-                                "metrics": setup.metric_names, **scorer.conventions,
+                                "metrics": scorer.metric_names, **scorer.conventions,
                                 "training": scorer.training_conventions})
         cached = setup.store.get(store_key)
         if cached is None:
@@ -127,7 +126,7 @@ def run_kernel_evolution(cfg: DictConfig, run_dir: Path, logger: ExperimentLogge
                 setup.store.put(store_key, {"records": records})
             except Exception as err:  # one arch never ends the study
                 log.warning("arch %s failed: %s: %s", arch, type(err).__name__, err)
-                records = [{"epoch": e, **{n: float("nan") for n in setup.metric_names},
+                records = [{"epoch": e, **{n: float("nan") for n in scorer.metric_names},
                             "flags": f"error:{type(err).__name__}"} for e in epochs]
         else:
             records = cached["records"]
@@ -141,11 +140,11 @@ def run_kernel_evolution(cfg: DictConfig, run_dir: Path, logger: ExperimentLogge
 
     top_k = [float(k) for k in cfg.task.top_k]
     rank_rows = []
+    names = scorer.metric_names
     for epoch, part in frame.groupby("epoch"):
-        for name in setup.metric_names:
+        for name in names:
             rank_rows.append({"epoch": int(epoch), "metric": name,
-                              **correlate(part[name].to_numpy(), part["accuracy"].to_numpy(),
-                                          METRICS.get(name).direction, top_k)})
+                              **correlate(part[name].to_numpy(), part["accuracy"].to_numpy(), direction_of(name), top_k)})
     ranks = pd.DataFrame(rank_rows)
     with atomic_write(run_dir / "rank_correlation.csv") as tmp:
         ranks.to_csv(tmp, index=False)
@@ -154,7 +153,7 @@ def run_kernel_evolution(cfg: DictConfig, run_dir: Path, logger: ExperimentLogge
     summary = {
         "task": "kernel_evolution", "n_archs": len(chosen), "epochs": epochs, "note": note,
         "kendall_tau": {n: {int(r.epoch): r.kendall_tau for r in ranks[ranks.metric == n].itertuples()}
-                        for n in setup.metric_names},
+                        for n in names},
         "kernel_corr_mean": frame.groupby("epoch")["kernel_corr"].mean().to_dict(),
         "kernel_rel_diff_mean": frame.groupby("epoch")["kernel_rel_diff"].mean().to_dict(),
         "conventions": {**scorer.conventions, "training": scorer.training_conventions},
@@ -167,7 +166,7 @@ def run_kernel_evolution(cfg: DictConfig, run_dir: Path, logger: ExperimentLogge
         logger.log_metrics({f"{r.metric}/kendall_tau": r.kendall_tau, f"{r.metric}/spearman_rho": r.spearman_rho,
                             "epoch": r.epoch})
     if cfg.task.plot:
-        for path in plot_all(frame, ranks, setup.metric_names, run_dir, note):
+        for path in plot_all(frame, ranks, names, run_dir, note):
             logger.log_image(path.stem, path)
     print(ranks.pivot(index="epoch", columns="metric", values="kendall_tau").round(4).to_string())
     setup.store.close()

@@ -35,15 +35,20 @@ def relative_change(theta_t: torch.Tensor, theta_0: torch.Tensor) -> float:
 
 class KernelTracker(L.Callback):
     def __init__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, ntk_cfg: NTKConfig,
-                 metric_names: list[str], epochs: list[int]) -> None:
+                 metric_names: list[str], epochs: list[int], x_test: torch.Tensor | None = None,
+                 y_test: torch.Tensor | None = None, seed: int = 0) -> None:
         self.x, self.y, self.num_classes = x, y, num_classes
+        self.x_test, self.y_test, self.seed = x_test, y_test, seed
         self.ntk_cfg, self.metric_names, self.epochs = ntk_cfg, list(metric_names), sorted(set(int(e) for e in epochs))
         self.theta0: torch.Tensor | None = None
         self.records: list[dict[str, Any]] = []
         self.last_context: MetricContext | None = None
 
     def measure(self, model: torch.nn.Module, epoch: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        ctx = MetricContext(model, self.x.to(next(model.parameters()).device), self.y, self.num_classes, self.ntk_cfg)
+        device = next(model.parameters()).device
+        ctx = MetricContext(model, self.x.to(device), self.y, self.num_classes, self.ntk_cfg,
+                            x_test=None if self.x_test is None else self.x_test.to(device), y_test=self.y_test,
+                            seed=self.seed)
         values = compute_metrics(self.metric_names, ctx)
         kernel = ctx.ntk().kernel
         if self.theta0 is None:

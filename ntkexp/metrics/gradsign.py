@@ -1,0 +1,33 @@
+"""GradSign (Zhang & Jia): sum over parameters k of |sum over samples i of sign(d loss_i / d theta_k)|.
+
+The per-sample loss gradients are rows of the same Jacobian engine as the NTK (``ntkexp.ntk.jacobian`` with output
+weights dloss_i/dlogits_i = softmax(f(x_i)) - onehot(y_i)), so they follow the configured BN convention exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ntkexp.metrics.base import MetricContext, register_metric
+from ntkexp.ntk import jacobian
+
+
+def gradsign_from_gradients(per_sample: dict[str, torch.Tensor]) -> float:
+    """sum_k |sum_i sign(g[i, k])| for per-sample gradients {name: (B, numel)}."""
+    return float(sum(torch.sign(g).sum(0).abs().sum().item() for g in per_sample.values()))
+
+
+def per_sample_loss_gradients(ctx: MetricContext) -> dict[str, torch.Tensor]:
+    y = ctx.y.to(ctx.x.device)
+
+    def weights(logits: torch.Tensor) -> torch.Tensor:  # dCE(f_i, y_i)/df_i
+        return F.softmax(logits, dim=1) - F.one_hot(y, logits.shape[1]).to(logits.dtype)
+
+    grads, _ = jacobian(ctx.model, ctx.x, ctx.ntk_cfg, weights=weights)
+    return grads
+
+
+@register_metric("gradsign", direction=+1, needs=("per_sample_loss_gradients",))
+def gradsign(ctx: MetricContext) -> float:
+    return gradsign_from_gradients(ctx.cached("per_sample_loss_gradients", lambda: per_sample_loss_gradients(ctx)))
