@@ -17,6 +17,7 @@ from ntkexp.benchmarks import BenchmarkConfig
 from ntkexp.data import DataConfig
 from ntkexp.init import InitConfig
 from ntkexp.loggers import LoggerConfig
+from ntkexp.search.base import SearchAlgoConfig
 from ntkexp.train import TrainConfig
 
 
@@ -50,12 +51,6 @@ class MetricConfig:
 
     names: list[str] = field(default_factory=lambda: ["lga"])
     train_epochs: int = 0
-
-
-@dataclass
-class SearchAlgoConfig:
-    name: str = "random"
-    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from ntkexp.metrics.base import (
     oriented_for_ranking,
     register_metric,
 )
-from ntkexp.metrics.combine import COMBINATIONS, borda_count, combine, expand, sum_of_ranks
+from ntkexp.metrics.combine import COMBINATIONS, borda_count, combine, direction_of, expand, sum_of_ranks
 
-__all__ = ["COMBINATIONS", "METRICS", "MetricContext", "borda_count", "combine", "compute_metrics", "expand",
+__all__ = ["COMBINATIONS", "METRICS", "MetricContext", "borda_count", "combine", "compute_metrics", "direction_of", "expand",
            "oriented_for_ranking", "register_metric", "sum_of_ranks"]

@@ -19,6 +19,11 @@ COMBINATIONS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+def direction_of(name: str) -> int:
+    """+1 for combinations (a higher combined rank is better), else the metric's declared direction."""
+    return 1 if name in COMBINATIONS else METRICS.get(name).direction
+
+
 def ranks(values: np.ndarray, direction: int, ties: str = "average") -> np.ndarray:
     """1 = worst ... n = best, after orienting by ``direction``; undefined values rank worst."""
     return rankdata(oriented_for_ranking(values, direction), method=ties)

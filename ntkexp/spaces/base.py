@@ -38,6 +38,17 @@ class SearchSpace(ABC):
     def mutate(self, arch: str, rng: np.random.Generator) -> str:
         raise NotImplementedError(f"search space {self.name!r} has no mutation operator")
 
+    def choices(self) -> list[list[str]]:
+        """The categorical decisions that define an arch (for policy-based search), e.g. one op per edge."""
+        raise NotImplementedError(f"search space {self.name!r} has no categorical encoding")
+
+    def encode(self, arch: str) -> list[int]:
+        """The index chosen for each decision of :meth:`choices`."""
+        raise NotImplementedError(f"search space {self.name!r} has no categorical encoding")
+
+    def decode(self, code: list[int]) -> str:
+        raise NotImplementedError(f"search space {self.name!r} has no categorical encoding")
+
     def index_of(self, arch: str) -> int:
         raise NotImplementedError(f"search space {self.name!r} has no official index")
 

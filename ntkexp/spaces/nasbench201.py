@@ -212,6 +212,15 @@ class NASBench201(SearchSpace):
         ops[edge] = rng.choice([op for op in OPS if op != ops[edge]])
         return format_ops(ops)
 
+    def choices(self) -> list[list[str]]:
+        return [list(OPS) for _ in EDGES]
+
+    def encode(self, arch: str) -> list[int]:
+        return [OPS.index(op) for op in parse_string(arch)]
+
+    def decode(self, code: list[int]) -> str:
+        return format_ops([OPS[int(i)] for i in code])
+
     def index_of(self, arch: str) -> int:
         return index_of_string(arch)
 

@@ -11,10 +11,12 @@ from ntkexp.loggers import ExperimentLogger
 from ntkexp.registry import Registry
 from ntkexp.tasks.correlate import run_correlate
 from ntkexp.tasks.kernel_evolution import run_kernel_evolution
+from ntkexp.tasks.search import run_search
 
 TaskFn = Callable[[DictConfig, Path, ExperimentLogger], dict[str, Any]]
 TASKS: Registry[TaskFn] = Registry("task")
 TASKS.register("correlate", run_correlate)
 TASKS.register("kernel_evolution", run_kernel_evolution)
+TASKS.register("search", run_search)
 
-__all__ = ["TASKS", "run_correlate", "run_kernel_evolution"]
+__all__ = ["TASKS", "run_correlate", "run_kernel_evolution", "run_search"]

@@ -21,7 +21,7 @@ from ntkexp.benchmarks import BenchmarkConfig, GroundTruth, load_ground_truth
 from ntkexp.benchmarks.groundtruth import atomic_write
 from ntkexp.data import ArrayDataModule, DataConfig
 from ntkexp.init import InitConfig, arch_seed, initialize
-from ntkexp.metrics import COMBINATIONS, METRICS, MetricContext, compute_metrics, expand
+from ntkexp.metrics import COMBINATIONS, METRICS, MetricContext, compute_metrics, direction_of, expand  # noqa: F401
 from ntkexp.ntk import NTKConfig
 from ntkexp.spaces import SearchSpace, build_space
 from ntkexp.store import ScoreStore, config_key
@@ -99,10 +99,6 @@ def validate_metric_names(names: Iterable[str]) -> list[str]:
             raise ValueError(f"unknown metric {name!r}; valid metrics: {valid}")
     return names
 
-
-def direction_of(name: str) -> int:
-    """+1 for combinations (higher combined rank is better), else the metric's declared direction."""
-    return 1 if name in COMBINATIONS else METRICS.get(name).direction
 
 
 def build_setup(cfg: DictConfig, need_ground_truth: bool = True) -> Setup:

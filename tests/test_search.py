@@ -1,0 +1,123 @@
+"""Search algorithms on the embedded benchmark: budget, no re-scoring, oracle sanity, end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
+from ntkexp.main import run
+from ntkexp.search import SEARCH_ALGOS, SearchAlgoConfig, SearchContext, SearchScorer
+from ntkexp.spaces import NASBench201
+
+from .conftest import make_cfg, shared
+
+GT = load_ground_truth(BenchmarkConfig(table="pkg://nb201_digits.csv"))
+SPACE = NASBench201(C=8, N=1)
+
+
+def _oracle_search(name: str, seed: int, budget: int = 30) -> tuple[SearchContext, str, SearchScorer]:
+    scorer = SearchScorer(None, ["oracle"], ground_truth=GT, accuracy_key="digits")
+    ctx = SearchContext(SPACE, scorer, SearchAlgoConfig(name=name, budget_evals=budget), seed, GT, "digits",
+                        candidates=GT.archs())
+    return ctx, SEARCH_ALGOS.get(name)(ctx), scorer
+
+
+class CountingScorer(SearchScorer):
+    """Counts how often each arch reaches the underlying scoring."""
+
+    def __init__(self) -> None:
+        super().__init__(None, ["oracle"], ground_truth=GT, accuracy_key="digits")
+        self.per_arch: dict[str, int] = {}
+
+    def evaluate(self, arch: str) -> dict[str, float]:
+        if arch not in self.values:
+            self.per_arch[arch] = self.per_arch.get(arch, 0) + 1
+        return super().evaluate(arch)
+
+
+@pytest.mark.parametrize("name", ["random", "rea", "reinforce"])
+def test_budget_is_respected_and_no_arch_is_scored_twice(name: str) -> None:
+    scorer = CountingScorer()
+    ctx = SearchContext(SPACE, scorer, SearchAlgoConfig(name=name, budget_evals=25), 0, GT, "digits",
+                        candidates=GT.archs())
+    found = SEARCH_ALGOS.get(name)(ctx)
+    assert scorer.cost.evaluations <= 25 and len(ctx.evaluated) == scorer.cost.evaluations
+    assert all(count == 1 for count in scorer.per_arch.values())
+    assert found in ctx.evaluated
+    assert found == max(ctx.evaluated, key=lambda a: GT.accuracy([a], "digits")[0])  # the oracle picks the best seen
+    curve = pd.DataFrame(ctx.curve)
+    assert curve["best_accuracy"].is_monotonic_increasing  # best-so-far never gets worse
+
+
+def test_rea_with_the_oracle_is_at_least_as_good_as_random_search_on_nb201() -> None:
+    """On the whole NB201 space (real 200-epoch CIFAR-10 accuracies), budget 100, 5 seeds."""
+    full = load_ground_truth(BenchmarkConfig(table=str(shared("nb201_nats_tss_200ep/nats_bench.csv"))))
+    space = NASBench201()
+
+    def best(name: str, seed: int) -> float:
+        scorer = SearchScorer(None, ["oracle"], ground_truth=full, accuracy_key="cifar10")
+        ctx = SearchContext(space, scorer, SearchAlgoConfig(name=name, budget_evals=100), seed, full, "cifar10")
+        return float(full.accuracy([SEARCH_ALGOS.get(name)(ctx)], "cifar10")[0])
+
+    rea = [best("rea", s) for s in range(5)]
+    rs = [best("random", s) for s in range(5)]
+    assert np.mean(rea) >= np.mean(rs)
+
+
+def test_oracle_searches_reach_the_top_decile_of_the_embedded_benchmark() -> None:
+    top_decile = GT.frame["digits"].quantile(0.9)
+    for name in ("random", "rea", "reinforce"):
+        for seed in range(5):
+            assert GT.accuracy([_oracle_search(name, seed)[1]], "digits")[0] >= top_decile
+
+
+def test_restricted_mutation_stays_in_the_benchmark_and_moves() -> None:
+    ctx, _, _ = _oracle_search("random", 0, budget=1)
+    archs = set(GT.archs())
+    for arch in list(archs)[:20]:
+        child = ctx.mutate(arch)
+        assert child in archs and child != arch
+        assert ctx.project(arch) == arch
+
+
+def test_unrestricted_rea_mutates_in_the_whole_space() -> None:
+    scorer = SearchScorer(None, ["oracle"], ground_truth=GT, accuracy_key="digits")
+    ctx = SearchContext(SPACE, scorer, SearchAlgoConfig(budget_evals=5), 0)
+    child = ctx.mutate(SPACE.arch_of(0))
+    assert sum(a != b for a, b in zip(SPACE.encode(child), SPACE.encode(SPACE.arch_of(0)))) == 1
+
+
+def test_budget_in_seconds_stops_the_search(tmp_path: Path) -> None:
+    cfg = make_cfg(["task=search", "search_algo=rea", "search_algo.budget_evals=1000",
+                    "search_algo.budget_seconds=0.5", "ntk.batch_size=8", "logger=csv", "threads=1",
+                    "use_cache=false"], tmp_path)
+    summary = run(cfg)
+    assert summary["found"]["evaluations"] < 1000
+    assert summary["found"]["score_seconds"] >= 0.5
+
+
+@pytest.mark.parametrize("algo", ["random", "rea", "reinforce"])
+def test_search_task_end_to_end(tmp_path: Path, algo: str) -> None:
+    cfg = make_cfg(["task=search", f"search_algo={algo}", "search_algo.budget_evals=12", "ntk.batch_size=8",
+                    "logger=csv", "threads=1"], tmp_path)
+    summary = run(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    saved = json.loads((run_dir / "summary.json").read_text())
+    assert saved["found"]["arch"] == summary["found"]["arch"]
+    assert saved["found"]["evaluations"] == 12 and saved["oracle"]["evaluations"] == 12
+    assert saved["oracle"]["accuracy"]["digits"] >= saved["found"]["accuracy"]["digits"] - 1e-9 or algo != "random"
+    curve = pd.read_csv(run_dir / "search_curve.csv")
+    assert set(curve["run"]) == {f"{algo}+lga", f"{algo}+oracle"}
+    assert (run_dir / "search_curve.png").stat().st_size > 1000
+
+
+def test_search_with_a_metric_combination(tmp_path: Path) -> None:
+    cfg = make_cfg(["task=search", "metric=ntk_score", "search_algo.budget_evals=6", "ntk.batch_size=8",
+                    "logger=csv", "threads=1"], tmp_path)
+    summary = run(cfg)
+    assert summary["components"] == ["s_t", "s_e", "s_g"] and summary["rule"] == "borda"
