@@ -61,6 +61,9 @@ class TaskConfig:
     top_k: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1])
     plot: bool = True
     progress: bool = True
+    # correlate: sample only from accuracy decile P<decile> (1 = the top 10%) of n_deciles
+    decile: int | None = None
+    n_deciles: int = 10
     # kernel_evolution
     track_epochs: list[int] = field(default_factory=lambda: [0, 1, 3, 5, 10])
     select: str = "bands"  # bands | sample

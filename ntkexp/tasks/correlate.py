@@ -24,11 +24,24 @@ from ntkexp.tasks.common import ArchScorer, Setup, build_setup, direction_of, pr
 log = logging.getLogger("ntkexp")
 
 
+def decile_pool(accuracy: pd.Series, decile: int, n_deciles: int = 10) -> list[str]:
+    """The archs of accuracy decile P<decile> (P1 = the best 1/n_deciles) of the benchmark (Mok et al., Sec. 3.3)."""
+    if not 1 <= decile <= n_deciles:
+        raise ValueError(f"task.decile={decile} must be between 1 and task.n_deciles={n_deciles}")
+    ranked = accuracy.dropna().sort_values(ascending=False, kind="stable")
+    n = len(ranked)
+    return list(ranked.index[(decile - 1) * n // n_deciles : decile * n // n_deciles])
+
+
 def choose_archs(cfg: DictConfig, setup: Setup) -> list[str]:
-    """The named list ``archs``, else ``n_archs`` drawn without replacement (by ``seed``) from the ground truth's archs,
-    else (``n_archs=null``) all of them."""
+    """The named list ``archs``, else ``n_archs`` drawn without replacement (by ``seed``) from the ground truth's archs
+    (or from one accuracy decile, ``task.decile``), else (``n_archs=null``) all of them."""
     assert setup.ground_truth is not None
     available = setup.ground_truth.archs()
+    decile = cfg.task.get("decile")
+    if decile is not None:
+        available = decile_pool(setup.ground_truth.frame[setup.data_cfg.benchmark_key], int(decile),
+                                int(cfg.task.get("n_deciles", 10)))
     if cfg.archs:
         archs = [setup.space.validate(a) for a in cfg.archs]
         missing = [a for a in archs if a not in set(available)]
