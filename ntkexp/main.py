@@ -50,10 +50,12 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
 
 def run_cli(cfg: DictConfig) -> Any:
     """``run`` for the command line: user errors become one line and exit status 2."""
+    from omegaconf.errors import OmegaConfBaseException
+
     from ntkexp.registry import UnknownNameError
 
     try:
         return run(cfg)
-    except (*USER_ERRORS, UnknownNameError) as err:
+    except (*USER_ERRORS, UnknownNameError, OmegaConfBaseException) as err:
         print(f"ntkexp: error: {err}", file=sys.stderr)
         sys.exit(2)

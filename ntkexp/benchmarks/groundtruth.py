@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -90,6 +90,17 @@ class GroundTruth:
 
     def archs(self) -> list[str]:
         return list(self.frame["arch_str"])
+
+    def validate_archs(self, validate: Callable[[str], str]) -> None:
+        """Check every arch string with the search space's ``validate`` (a damaged table fails here, clearly)."""
+        for row, arch in enumerate(self.frame["arch_str"]):
+            try:
+                canonical = validate(arch)
+            except ValueError as err:
+                raise ValueError(f"ground-truth table {self.path}, row {row + 1}: {err}") from None
+            if canonical != arch:
+                raise ValueError(f"ground-truth table {self.path}, row {row + 1}: {arch!r} is not in canonical form "
+                                 f"{canonical!r}")
 
     def require(self, key: str, context: str = "") -> None:
         if key not in self.frame.columns:
@@ -181,7 +192,13 @@ def load_ground_truth(cfg: BenchmarkConfig) -> GroundTruth:
         if fmt == "auto":
             fmt = "nb201_pth" if source.suffix == ".pth" else "nats_tss"
         out = table or source.with_name(source.name + ".ntkexp.csv")
-        frame = convert_nb201_pth(source, out) if fmt == "nb201_pth" else convert_nats_tss(source, out)
+        try:
+            frame = convert_nb201_pth(source, out) if fmt == "nb201_pth" else convert_nats_tss(source, out)
+        except MissingFileError:
+            raise
+        except Exception as err:  # the official readers fail in many ways on damaged files
+            raise ValueError(f"the benchmark files at {source} cannot be read ({type(err).__name__}: {err}); "
+                             "they are truncated or corrupt: download them again") from None
         return GroundTruth(frame, cfg.label, str(out))
     looked = [str(p) for p in (table, source) if p is not None]
     raise MissingFileError(

@@ -92,16 +92,21 @@ def _npz(path: Path, keys: dict[str, str]) -> tuple[DataSplit, DataSplit]:
     try:
         arrays = np.load(path)
         missing = [k for k in keys.values() if k not in arrays.files]
-    except (OSError, ValueError, EOFError) as err:
-        raise ValueError(f"{path} is not a readable .npz ({err})") from None
+    except Exception as err:  # zipfile.BadZipFile, OSError, ValueError, EOFError for truncated or foreign files
+        raise ValueError(f"{path} is not a readable .npz ({type(err).__name__}: {err}); it is truncated or corrupt") \
+            from None
     if missing:
         raise ValueError(f"{path} lacks the arrays {missing}; it has {arrays.files} (set dataset.keys)")
 
     def split(xk: str, yk: str) -> DataSplit:
-        x = arrays[keys[xk]]
+        try:
+            x, y = arrays[keys[xk]], arrays[keys[yk]]
+        except Exception as err:  # a member cut short
+            raise ValueError(f"{path}: array {keys[xk]!r} or {keys[yk]!r} cannot be read ({err}); the file is "
+                             "truncated or corrupt") from None
         if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
             x = x.transpose(0, 3, 1, 2)  # HWC -> CHW
-        return DataSplit(np.ascontiguousarray(x), arrays[keys[yk]].astype(np.int64))
+        return DataSplit(np.ascontiguousarray(x), y.astype(np.int64))
 
     return split("train_x", "train_y"), split("test_x", "test_y")
 

@@ -120,6 +120,7 @@ def build_setup(cfg: DictConfig, need_ground_truth: bool = True) -> Setup:
         ground_truth = load_ground_truth(to_dataclass(BenchmarkConfig, sp.benchmark))
         ground_truth.require(data_cfg.benchmark_key,
                              f"; dataset={data_cfg.name} does not go with this search_space's benchmark")
+        ground_truth.validate_archs(space.validate)
     device = resolve_device(cfg.device)
     datamodule = ArrayDataModule(data_cfg, seed=int(cfg.seed), device=device)
     store_path = Path(cfg.paths.cache_dir) / "scores.sqlite" if cfg.use_cache else None

@@ -1,0 +1,175 @@
+"""Reliability: degenerate archs, malformed input and damaged files, OOM retry, W&B failure, shared caches."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException, HydraException
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from omegaconf.errors import OmegaConfBaseException
+
+from ntkexp.data import MissingFileError
+from ntkexp.metrics import METRICS, MetricContext, compute_metrics
+from ntkexp.ntk import NTKConfig, empirical_ntk
+from ntkexp.ntk import engine as engine_module
+from ntkexp.registry import UnknownNameError
+from ntkexp.spaces import NASBench201
+from ntkexp.tasks.common import build_setup
+
+from .conftest import ROOT, TINY, make_cfg
+
+CLEAN_ERRORS = (ValueError, KeyError, FileNotFoundError, MissingFileError, UnknownNameError, OmegaConfBaseException,
+                ConfigCompositionException, HydraException, NotImplementedError)
+DEGENERATE = {
+    "all_none": "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+    "all_skip": "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|",
+    "all_pool": "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|",
+}
+
+
+@pytest.mark.parametrize("bn_mode", ["train", "eval"])
+@pytest.mark.parametrize("kind", sorted(DEGENERATE))
+def test_degenerate_archs_get_defined_flagged_scores_for_every_metric(kind: str, bn_mode: str) -> None:
+    torch.manual_seed(0)
+    net = NASBench201(C=4, N=1).build(DEGENERATE[kind], num_classes=10)
+    x, xt = torch.randn(8, 3, 8, 8), torch.randn(8, 3, 8, 8)
+    y = torch.arange(8) % 4
+    ctx = MetricContext(net, x, y, 10, NTKConfig(bn_mode=bn_mode), x_test=xt, y_test=y.clone())
+    values = compute_metrics(METRICS.names(), ctx)
+    for name, value in values.items():
+        assert np.isfinite(value) or np.isnan(value) or name in ("ncn", "cond"), (name, value)
+        if not np.isfinite(value):
+            assert f"nonfinite:{name}" in ctx.flags or "singular" in ctx.flags, (name, ctx.flags)
+    if kind == "all_none":  # no gradient reaches the cells: a rank-deficient kernel, flagged
+        assert {"singular", "zero_kernel"} & ctx.flags
+
+
+def test_cuda_out_of_memory_retries_with_smaller_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = engine_module._jacobian
+    seen: list[int | None] = []
+
+    def flaky(model, x, cfg, chosen, rest, chunk, weights):  # type: ignore[no-untyped-def]
+        seen.append(chunk)
+        if chunk is None or chunk > 2:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return real(model, x, cfg, chosen, rest, chunk, weights)
+
+    torch.manual_seed(0)
+    net = NASBench201(C=3, N=1).build(NASBench201().arch_of(3), num_classes=10)
+    x = torch.randn(6, 3, 8, 8)
+    expected = empirical_ntk(net, x, NTKConfig(chunk_size=8, dtype="float64")).kernel
+    monkeypatch.setattr(engine_module, "_jacobian", flaky)
+    got = empirical_ntk(net, x, NTKConfig(chunk_size=8, dtype="float64")).kernel
+    assert seen == [8, 4, 2] and torch.allclose(got, expected, rtol=1e-12)
+
+
+def test_wandb_failure_falls_back_to_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import wandb
+
+    from ntkexp.loggers import ExperimentLogger, LoggerConfig, WandbLogger, build_logger
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(wandb, "init", broken)
+    logger = build_logger(LoggerConfig(name="wandb", mode="online"), tmp_path, {}, "x")
+    assert type(logger) is ExperimentLogger and not isinstance(logger, WandbLogger)
+    logger.log_summary({"a": 1.0})
+    assert json.loads((tmp_path / "metrics.jsonl").read_text())["a"] == 1.0
+
+
+def _damaged_copies(tmp_path: Path) -> dict[str, list[str]]:
+    table = pd.read_csv(ROOT / "ntkexp" / "resources" / "nb201_digits.csv")
+    text = table.to_csv(index=False)
+    (tmp_path / "cut.csv").write_text(text[: len(text) // 2])  # cut mid-row
+    (tmp_path / "garbage.csv").write_bytes(b"\x00\x01\x02 not a table")
+    (tmp_path / "empty.csv").write_text("arch_str,digits\n")
+    np.savez(tmp_path / "good.npz", train_x=np.zeros((8, 8, 8, 1), np.uint8), train_y=np.zeros(8, np.int64),
+             test_x=np.zeros((4, 8, 8, 1), np.uint8), test_y=np.zeros(4, np.int64))
+    raw = (tmp_path / "good.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "scores.sqlite").write_bytes(b"SQLite format 3\x00" + b"\xff" * 100)
+    npz = ["dataset.kind=npz", "dataset.in_channels=1"]
+    return {
+        "cut table": [f"search_space.benchmark.table={tmp_path / 'cut.csv'}"],
+        "garbage table": [f"search_space.benchmark.table={tmp_path / 'garbage.csv'}"],
+        "empty table": [f"search_space.benchmark.table={tmp_path / 'empty.csv'}"],
+        "cut npz": [*npz, f"dataset.path={tmp_path / 'cut.npz'}"],
+        "missing npz": [*npz, f"dataset.path={tmp_path / 'nope.npz'}"],
+        "corrupt cache": [f"paths.cache_dir={tmp_path / 'cache'}"],
+    }
+
+
+def test_damaged_files_give_one_clean_error(tmp_path: Path) -> None:
+    from ntkexp.main import run
+
+    for label, overrides in _damaged_copies(tmp_path).items():
+        cfg = make_cfg(TINY + overrides, tmp_path / label.replace(" ", "_"))
+        if label == "corrupt cache":
+            from omegaconf import open_dict
+
+            with open_dict(cfg):
+                cfg.paths.cache_dir = str(tmp_path / "cache")
+        with pytest.raises(CLEAN_ERRORS) as info:
+            run(cfg)
+        assert str(info.value), label
+        assert not (Path(cfg.paths.output_dir) / "scores.csv").exists(), label
+
+
+OVERRIDE_KEYS = ["n_archs", "seed", "ntk.batch_size", "ntk.reduction", "ntk.params", "ntk.dtype", "ntk.chunk_size",
+                 "ntk.logit_index", "metric.names", "init.name", "init.std", "dataset.num_classes", "archs",
+                 "metric", "bn_mode", "init", "search_space", "dataset", "task.decile", "metric.train_epochs"]
+VALUES = st.one_of(st.integers(-3, 100), st.sampled_from(["", "x", "null", "[]", "[lga]", "[nope]", "train", "1.5",
+                                                         "|none~0|", "float16", "cifar100", "-1", "[1,2]"]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(OVERRIDE_KEYS), VALUES), min_size=1, max_size=3))
+def test_fuzzed_overrides_are_accepted_or_refused_cleanly(tmp_path: Path, overrides: list[tuple[str, object]]) -> None:
+    args = [f"{k}={v}" for k, v in overrides]
+    try:
+        cfg = make_cfg(TINY + args, tmp_path)
+        setup = build_setup(cfg)
+        from ntkexp.tasks.correlate import choose_archs
+
+        choose_archs(cfg, setup)
+    except CLEAN_ERRORS:
+        return
+
+
+def test_bad_arch_on_the_command_line_is_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "run.py", 'archs=["|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|"]',
+                           "logger=none", f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and "unknown op 'conv'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_concurrent_jobs_share_one_cache(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+
+    def start(run_dir: Path) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "run.py", "n_archs=12", "ntk.batch_size=8", "logger=csv",
+                                 "task.progress=false", "threads=1", f"hydra.run.dir={run_dir}",
+                                 f"paths.cache_dir={cache}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+
+    procs = [start(tmp_path / "a"), start(tmp_path / "b")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    a = pd.read_csv(tmp_path / "a" / "scores.csv")
+    b = pd.read_csv(tmp_path / "b" / "scores.csv")
+    pd.testing.assert_frame_equal(a[["arch", "lga"]], b[["arch", "lga"]])
+    import sqlite3
+
+    with sqlite3.connect(cache / "scores.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 12
