@@ -8,6 +8,8 @@
 """
 
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "offline")  # no key, no network: log offline, `wandb sync` later
 
@@ -15,7 +17,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from ntkexp.config import register_configs  # noqa: E402
-from ntkexp.main import run_cli  # noqa: E402
+from ntkexp.main import check_group_overrides, run_cli  # noqa: E402
 
 register_configs()
 
@@ -26,4 +28,9 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    try:
+        check_group_overrides(sys.argv[1:], Path(__file__).parent / "conf")
+    except ValueError as err:
+        print(f"ntkexp: error: {err}", file=sys.stderr)
+        sys.exit(2)
     main()

@@ -48,6 +48,20 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     return summary
 
 
+def check_group_overrides(args: list[str], conf_dir: Path) -> None:
+    """Refuse a config-group override whose value is not an option name (e.g. ``metric=[1,2]``, which Hydra itself
+    fails on deep inside) with one line listing the group's options."""
+    for arg in args:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        group = conf_dir / key
+        if not sep or not group.is_dir() or key == "hydra":
+            continue
+        options = sorted(p.stem for p in group.glob("*.yaml"))
+        if value.strip().startswith(("[", "{")) or not value.strip():
+            raise ValueError(f"{key}={value}: a config group takes one option name (comma-separate several to "
+                             f"sweep with --multirun); options: {', '.join(options)}")
+
+
 def run_cli(cfg: DictConfig) -> Any:
     """``run`` for the command line: user errors become one line and exit status 2."""
     from omegaconf.errors import OmegaConfBaseException

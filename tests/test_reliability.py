@@ -135,8 +135,13 @@ VALUES = st.one_of(st.integers(-3, 100), st.sampled_from(["", "x", "null", "[]",
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(OVERRIDE_KEYS), VALUES), min_size=1, max_size=3))
 def test_fuzzed_overrides_are_accepted_or_refused_cleanly(tmp_path: Path, overrides: list[tuple[str, object]]) -> None:
+    from ntkexp.main import check_group_overrides
+
+    from .conftest import CONF
+
     args = [f"{k}={v}" for k, v in overrides]
     try:
+        check_group_overrides(args, CONF)  # what run.py does before Hydra composes
         cfg = make_cfg(TINY + args, tmp_path)
         setup = build_setup(cfg)
         from ntkexp.tasks.correlate import choose_archs

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterator
@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ntkexp.data.sources import MissingFileError
+from ntkexp.spaces.base import InvalidArchError
 
 ALIASES = {
     "ArchitectureString": "arch_str",
@@ -47,6 +48,7 @@ class BenchmarkConfig:
     source_format: str = "auto"  # auto | nats_tss | nb201_pth
     how_to_get: str = ""
     label: str = ""  # what the accuracies are (shown in outputs), e.g. "NB201 200-epoch test accuracy"
+    column_map: dict[str, str] = field(default_factory=dict)  # dataset key -> table column (e.g. cifar10 -> cifar10_valid)
 
 
 def resolve_path(path: str) -> Path:
@@ -72,7 +74,8 @@ def atomic_write(path: Path, mode: str = "w") -> Iterator[Path]:
 class GroundTruth:
     """An accuracy table indexed by canonical arch string."""
 
-    def __init__(self, frame: pd.DataFrame, label: str = "", path: str = "") -> None:
+    def __init__(self, frame: pd.DataFrame, label: str = "", path: str = "",
+                 column_map: dict[str, str] | None = None) -> None:
         frame = frame.rename(columns={k: v for k, v in ALIASES.items() if k in frame.columns})
         if "arch_str" not in frame.columns:
             raise ValueError(f"ground-truth table {path or ''} has no arch column (arch_str); columns: {list(frame.columns)}")
@@ -81,6 +84,10 @@ class GroundTruth:
         if frame["arch_str"].duplicated().any():
             raise ValueError(f"ground-truth table {path} lists an arch twice: "
                              f"{frame.loc[frame['arch_str'].duplicated(), 'arch_str'].iloc[0]}")
+        for key, column in (column_map or {}).items():
+            if column not in frame.columns:
+                raise ValueError(f"ground-truth table {path}: column_map sends {key!r} to {column!r}, which it lacks")
+            frame = frame.assign(**{key: frame[column]})
         self.frame = frame.set_index("arch_str", drop=False)
         self.label, self.path = label, path
 
@@ -181,25 +188,50 @@ def _write_table(frame: pd.DataFrame, out: Path) -> None:
             frame.to_csv(tmp, index=False)
 
 
+#: source_format -> converter(source, out) writing the compact table and returning it
+CONVERTERS: dict[str, Callable[[Path, Path], pd.DataFrame]] = {}
+
+
+def register_converter(name: str) -> Callable[[Callable[[Path, Path], pd.DataFrame]], Callable[[Path, Path], pd.DataFrame]]:
+    def wrap(fn: Callable[[Path, Path], pd.DataFrame]) -> Callable[[Path, Path], pd.DataFrame]:
+        CONVERTERS[name] = fn
+        return fn
+
+    return wrap
+
+
+register_converter("nats_tss")(convert_nats_tss)
+register_converter("nb201_pth")(convert_nb201_pth)
+
+
+def write_table(frame: pd.DataFrame, out: Path) -> None:
+    _write_table(frame, out)
+
+
 def load_ground_truth(cfg: BenchmarkConfig) -> GroundTruth:
     """The table at ``cfg.table``; built from ``cfg.source`` first when only the official benchmark is present."""
     table = resolve_path(cfg.table) if cfg.table else None
     if table is not None and table.exists():
-        return GroundTruth(read_table(table), cfg.label, str(table))
+        return GroundTruth(read_table(table), cfg.label, str(table), dict(cfg.column_map))
     source = resolve_path(cfg.source) if cfg.source else None
     if source is not None and source.exists():
         fmt = cfg.source_format
         if fmt == "auto":
             fmt = "nb201_pth" if source.suffix == ".pth" else "nats_tss"
+        if fmt not in CONVERTERS:
+            raise ValueError(f"unknown benchmark source_format {fmt!r}; valid: {', '.join(sorted(CONVERTERS))}")
         out = table or source.with_name(source.name + ".ntkexp.csv")
         try:
-            frame = convert_nb201_pth(source, out) if fmt == "nb201_pth" else convert_nats_tss(source, out)
+            frame = CONVERTERS[fmt](source, out)
         except MissingFileError:
             raise
+        except InvalidArchError as err:
+            raise ValueError(f"the benchmark files at {source} hold an arch this search space does not accept: {err}") \
+                from None
         except Exception as err:  # the official readers fail in many ways on damaged files
             raise ValueError(f"the benchmark files at {source} cannot be read ({type(err).__name__}: {err}); "
                              "they are truncated or corrupt: download them again") from None
-        return GroundTruth(frame, cfg.label, str(out))
+        return GroundTruth(frame, cfg.label, str(out), dict(cfg.column_map))
     looked = [str(p) for p in (table, source) if p is not None]
     raise MissingFileError(
         f"benchmark ground truth not found: looked for {' and '.join(looked) or '(no path configured)'}. "

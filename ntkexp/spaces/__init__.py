@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 from ntkexp.registry import Registry
 from ntkexp.spaces.base import InvalidArchError, SearchSpace
+from ntkexp.spaces.nasbench101 import NASBench101
 from ntkexp.spaces.nasbench201 import NASBench201
+from ntkexp.spaces.nds import SPACE_OPS, NDSSpace
 
 SPACES: Registry[Callable[..., SearchSpace]] = Registry("search space")
 SPACES.register("nasbench201", NASBench201)
+SPACES.register("nasbench101", NASBench101)
+for _variant in SPACE_OPS:
+    SPACES.register(f"nds_{_variant}", partial(NDSSpace, _variant))
 
 
 def build_space(name: str, **kwargs: Any) -> SearchSpace:
@@ -17,4 +23,4 @@ def build_space(name: str, **kwargs: Any) -> SearchSpace:
     return SPACES.get(name)(**{k: v for k, v in kwargs.items() if v is not None})
 
 
-__all__ = ["SPACES", "InvalidArchError", "NASBench201", "SearchSpace", "build_space"]
+__all__ = ["SPACES", "InvalidArchError", "NASBench101", "NASBench201", "NDSSpace", "SearchSpace", "build_space"]

@@ -114,7 +114,7 @@ def build_setup(cfg: DictConfig, need_ground_truth: bool = True) -> Setup:
         raise ValueError(f"ntk.logit_index={ntk_cfg.logit_index} is not a class of {data_cfg.name} "
                          f"(0..{data_cfg.num_classes - 1})")
     sp = cfg.search_space
-    space = build_space(sp.name, C=sp.C, N=sp.N, **sp.kwargs)
+    space = build_space(sp.name, **{"C": sp.C, "N": sp.N, **sp.kwargs})
     ground_truth = None
     if need_ground_truth:
         ground_truth = load_ground_truth(to_dataclass(BenchmarkConfig, sp.benchmark))
