@@ -17,6 +17,7 @@ from ntkexp.benchmarks import BenchmarkConfig
 from ntkexp.data import DataConfig
 from ntkexp.init import InitConfig
 from ntkexp.loggers import LoggerConfig
+from ntkexp.ntk import NTKConfig
 from ntkexp.search.base import SearchAlgoConfig
 from ntkexp.train import TrainConfig
 
@@ -33,15 +34,10 @@ class SpaceConfig:
 
 
 @dataclass
-class NTKSettings:
-    """Every NTK convention (the ``bn_mode`` group sets ``ntk.bn_mode``); recorded with every score."""
+class NTKSettings(NTKConfig):
+    """Every NTK convention (the engine's, plus the probe batch size; the ``bn_mode`` group sets ``ntk.bn_mode``);
+    recorded with every score."""
 
-    reduction: str = "sum"
-    logit_index: int = 0
-    params: str = "all"
-    bn_mode: str = "train"
-    dtype: str = "float32"
-    chunk_size: int | None = None
     batch_size: int = 64
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from ntkexp.benchmarks.groundtruth import atomic_write
+from ntkexp.plotting import pyplot, save_figure
 
 
 def _overrides(job_dir: Path) -> dict[str, str]:
@@ -79,17 +80,7 @@ def _markdown(frame: pd.DataFrame) -> str:
 
 
 def _figure(path: Path, draw: Any) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = draw(plt)
-    fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(draw(pyplot()), path)
 
 
 def write_report(sweep_dir: Path, out_dir: Path | None = None, title: str | None = None) -> Path:

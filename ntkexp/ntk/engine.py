@@ -47,7 +47,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass
 class NTKConfig:
     """Every convention that changes the computed kernel (see the module docstring)."""
 

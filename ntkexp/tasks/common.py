@@ -106,8 +106,7 @@ def build_setup(cfg: DictConfig, need_ground_truth: bool = True) -> Setup:
         torch.set_num_threads(int(cfg.threads))
     names = validate_metric_names(cfg.metric.names)
     ntk = cfg.ntk
-    ntk_cfg = NTKConfig(reduction=ntk.reduction, logit_index=ntk.logit_index, params=ntk.params,
-                        bn_mode=ntk.bn_mode, dtype=ntk.dtype, chunk_size=ntk.chunk_size)
+    ntk_cfg = NTKConfig(**{k: v for k, v in OmegaConf.to_container(ntk, resolve=True).items() if k != "batch_size"})
     init_cfg = to_dataclass(InitConfig, cfg.init)
     data_cfg = to_dataclass(DataConfig, cfg.dataset)
     if ntk_cfg.reduction == "logit" and not 0 <= ntk_cfg.logit_index < data_cfg.num_classes:

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from ntkexp.benchmarks.groundtruth import atomic_write
 from ntkexp.loggers import ExperimentLogger
 from ntkexp.metrics import combine
+from ntkexp.plotting import pyplot, save_figure
 from ntkexp.stats import correlation_table
 from ntkexp.tasks.common import ArchScorer, Setup, build_setup, direction_of, progress, versions, write_json
 
@@ -60,11 +61,7 @@ def choose_archs(cfg: DictConfig, setup: Setup) -> list[str]:
 
 
 def scatter_plot(frame: pd.DataFrame, metric_names: list[str], path: Path, title: str, ylabel: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(metric_names), figsize=(4.2 * len(metric_names), 3.8), squeeze=False)
     for ax, name in zip(axes[0], metric_names):
         values = frame[name].to_numpy(dtype=float)
@@ -76,11 +73,7 @@ def scatter_plot(frame: pd.DataFrame, metric_names: list[str], path: Path, title
         ax.set_xlabel(name + ("" if ok.all() else f"  ({(~ok).sum()} undefined not shown)"))
         ax.set_ylabel(ylabel)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def print_table(summary: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from ntkexp.benchmarks.groundtruth import atomic_write
 from ntkexp.loggers import ExperimentLogger
 from ntkexp.stats import correlate
+from ntkexp.plotting import pyplot, save_figure
 from ntkexp.store import config_key
 from ntkexp.tasks.common import SCORE_SCHEMA, ArchScorer, build_setup, direction_of, progress, versions, write_json
 from ntkexp.tasks.correlate import choose_archs
@@ -42,22 +43,8 @@ def band_archs(accuracy: pd.Series, bands: dict[str, list[float]], per_band: int
     return out
 
 
-def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
-
-
 def plot_all(frame: pd.DataFrame, ranks: pd.DataFrame, names: list[str], run_dir: Path, note: str) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     paths = []
     by = "band" if frame["band"].nunique() > 1 else None
     groups = list(frame.groupby(by)) if by else [("all", frame)]
@@ -73,7 +60,7 @@ def plot_all(frame: pd.DataFrame, ranks: pd.DataFrame, names: list[str], run_dir
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
     fig.suptitle(f"kernel evolution | {note}", fontsize=8)
-    paths.append(_save(fig, run_dir / "kernel_evolution.png"))
+    paths.append(save_figure(fig, run_dir / "kernel_evolution.png"))
 
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
     for ax, name in zip(axes[0], names):
@@ -84,7 +71,7 @@ def plot_all(frame: pd.DataFrame, ranks: pd.DataFrame, names: list[str], run_dir
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
     fig.suptitle(f"metrics during training, mean per accuracy band | {note}", fontsize=8)
-    paths.append(_save(fig, run_dir / "metrics_by_band.png"))
+    paths.append(save_figure(fig, run_dir / "metrics_by_band.png"))
 
     fig, ax = plt.subplots(figsize=(4.8, 3.6))
     for name in names:
@@ -95,7 +82,7 @@ def plot_all(frame: pd.DataFrame, ranks: pd.DataFrame, names: list[str], run_dir
     ax.set_ylabel("Kendall tau with final accuracy")
     ax.legend(fontsize=7)
     ax.set_title(note, fontsize=7)
-    paths.append(_save(fig, run_dir / "rank_correlation.png"))
+    paths.append(save_figure(fig, run_dir / "rank_correlation.png"))
     return paths
 
 

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from ntkexp.benchmarks.groundtruth import atomic_write
 from ntkexp.loggers import ExperimentLogger
 from ntkexp.metrics import COMBINATIONS
+from ntkexp.plotting import pyplot, save_figure
 from ntkexp.search import SEARCH_ALGOS, SearchAlgoConfig, SearchContext, SearchScorer
 from ntkexp.tasks.common import ArchScorer, build_setup, to_dataclass, versions, write_json
 
@@ -27,12 +28,7 @@ log = logging.getLogger("ntkexp")
 
 
 def plot_curves(curve: pd.DataFrame, path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, axes = pyplot().subplots(1, 2, figsize=(9, 3.6))
     for run, part in curve.groupby("run", sort=False):
         axes[0].step(part["evaluations"], part["best_accuracy"], where="post", label=str(run))
         if part["score_seconds"].max() > 0:
@@ -43,11 +39,7 @@ def plot_curves(curve: pd.DataFrame, path: Path, title: str) -> Path:
         ax.set_ylabel("accuracy of the best arch so far (%)")
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run_search(cfg: DictConfig, run_dir: Path, logger: ExperimentLogger) -> dict[str, Any]:
