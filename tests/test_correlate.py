@@ -131,3 +131,18 @@ def test_real_nb201_cifar10_smoke(tmp_path: Path) -> None:
                     "metric=ntk", "bn_mode=eval"], tmp_path)
     summary = run(cfg)
     assert summary["n_archs"] == 5 and "cifar10" in summary["accuracy_label"]
+
+
+def test_progress_logs_lines_when_not_on_a_terminal(caplog: pytest.LogCaptureFixture) -> None:
+    from ntkexp.tasks.common import progress
+
+    with caplog.at_level("INFO", logger="ntkexp"):
+        seen = list(progress(list(range(25)), "scoring", interactive=False))
+    assert seen == list(range(25))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("scoring:")]
+    assert len(lines) == 13  # every 2 items (a tenth of 25) and at the end
+    assert lines[-1].startswith("scoring: 25/25 done") and "left" in lines[-1]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="ntkexp"):
+        assert list(progress([1, 2], "scoring", enabled=False)) == [1, 2]
+    assert not caplog.records

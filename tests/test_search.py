@@ -121,3 +121,27 @@ def test_search_with_a_metric_combination(tmp_path: Path) -> None:
                     "logger=csv", "threads=1"], tmp_path)
     summary = run(cfg)
     assert summary["components"] == ["s_t", "s_e", "s_g"] and summary["rule"] == "borda"
+
+
+def test_a_metric_guided_search_logs_its_progress(caplog: pytest.LogCaptureFixture) -> None:
+    class MetricLike(SearchScorer):  # scores like a metric (not free), values taken from the table
+        def __init__(self) -> None:
+            super().__init__(None, ["oracle"], ground_truth=GT, accuracy_key="digits")
+            self.oracle = False
+
+        def evaluate(self, arch: str) -> dict[str, float]:
+            if arch not in self.values:
+                self.values[arch] = {"oracle": float(GT.accuracy([arch], "digits")[0])}
+                self.cost.evaluations += 1
+            return self.values[arch]
+
+    ctx = SearchContext(SPACE, MetricLike(), SearchAlgoConfig(name="random", budget_evals=20), 0, GT, "digits",
+                        candidates=GT.archs(), label="random+demo")
+    with caplog.at_level("INFO", logger="ntkexp"):
+        SEARCH_ALGOS.get("random")(ctx)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("random+demo:")]
+    assert len(lines) == 10 and "20/20 archs evaluated" in lines[-1] and "best so far" in lines[-1]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="ntkexp"):  # the oracle costs nothing: no progress lines
+        _oracle_search("random", 0, budget=20)
+    assert not [r for r in caplog.records if "archs evaluated" in r.getMessage()]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -11,6 +13,8 @@ from ntkexp.benchmarks import GroundTruth
 from ntkexp.registry import Registry, decorator
 from ntkexp.search.scorer import SearchScorer
 from ntkexp.spaces import SearchSpace
+
+log = logging.getLogger("ntkexp")
 
 
 @dataclass
@@ -41,7 +45,7 @@ class SearchContext:
 
     def __init__(self, space: SearchSpace, scorer: SearchScorer, cfg: SearchAlgoConfig, seed: int,
                  ground_truth: GroundTruth | None = None, accuracy_key: str | None = None,
-                 candidates: list[str] | None = None) -> None:
+                 candidates: list[str] | None = None, label: str = "search") -> None:
         if cfg.budget_evals < 1:
             raise ValueError(f"search_algo.budget_evals must be >= 1, got {cfg.budget_evals}")
         self.space, self.scorer, self.cfg = space, scorer, cfg
@@ -52,6 +56,9 @@ class SearchContext:
         self.evaluated: list[str] = []
         self.curve: list[dict[str, Any]] = []
         self.max_steps = 50 * cfg.budget_evals  # guards against algorithms that stop finding new archs
+        self.label = label
+        self._log_every = max(1, cfg.budget_evals // 10)
+        self._last_log = time.perf_counter()
 
     # ----------------------------------------------------------------------------------------------- budget
     def exhausted(self) -> bool:
@@ -121,7 +128,20 @@ class SearchContext:
             self.curve.append({"evaluations": cost.evaluations, "score_seconds": cost.score_seconds,
                                "wall_seconds": cost.wall_seconds, "best_arch": best,
                                "best_accuracy": self.accuracy(best)})
+            self._report(cost.evaluations, best)
         return values
+
+    def _report(self, evaluations: int, best: str) -> None:
+        """A progress line every tenth of the budget or minute (metric-guided searches only: the oracle is free)."""
+        if self.scorer.oracle:
+            return
+        now = time.perf_counter()
+        if evaluations % self._log_every and now - self._last_log < 60.0:
+            return
+        self._last_log = now
+        cost = self.scorer.cost
+        log.info("%s: %d/%d archs evaluated, %.0f s of scoring; best so far %s (accuracy %.2f%%)", self.label,
+                 evaluations, self.cfg.budget_evals, cost.score_seconds, best, self.accuracy(best))
 
     def accuracy(self, arch: str) -> float:
         if self.ground_truth is None or self.key is None:

@@ -252,10 +252,25 @@ class ArchScorer:
         return row
 
 
-def progress(items: list[Any], description: str, enabled: bool = True) -> Iterator[Any]:
-    """Iterate with a rich progress bar (on stderr; plain when not a terminal)."""
+def progress(items: list[Any], description: str, enabled: bool = True, *, every_s: float = 60.0,
+             interactive: bool | None = None) -> Iterator[Any]:
+    """Iterate with a rich progress bar on a terminal; elsewhere (a log file, a SLURM job) log one line with
+    the count, the rate and the time left every ``every_s`` seconds and at each tenth of the work."""
     if not enabled:
         yield from items
+        return
+    if interactive is None:
+        interactive = sys.stderr.isatty()
+    if not interactive:
+        total, start, last, step = len(items), time.perf_counter(), time.perf_counter(), max(1, len(items) // 10)
+        for done, item in enumerate(items, 1):
+            yield item
+            now = time.perf_counter()
+            if done == total or done % step == 0 or now - last >= every_s:
+                rate = (now - start) / done
+                log.info("%s: %d/%d done, %.1f s each, about %.0f s left", description, done, total, rate,
+                         rate * (total - done))
+                last = now
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

@@ -66,7 +66,7 @@ def run_search(cfg: DictConfig, run_dir: Path, logger: ExperimentLogger) -> dict
         (f"{algo_cfg.name}+{primary}", SearchScorer(scorer, names, rule)),
         (f"{algo_cfg.name}+oracle", SearchScorer(None, ["oracle"], ground_truth=gt, accuracy_key=key)),
     ):
-        ctx = SearchContext(setup.space, search_scorer, algo_cfg, int(cfg.seed), gt, key, candidates)
+        ctx = SearchContext(setup.space, search_scorer, algo_cfg, int(cfg.seed), gt, key, candidates, label)
         found = algorithm(ctx)
         runs[label] = {"arch": found, "accuracy": {c: float(gt.accuracy([found], c)[0]) for c in gt.columns},
                        **search_scorer.summary(), "scored_archs": search_scorer.calls}
