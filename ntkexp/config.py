@@ -91,6 +91,7 @@ class RunConfig:
     seed: int = 0
     n_archs: int | None = 100  # null: every arch the ground truth has
     archs: list[str] | None = None  # a named list instead of sampling
+    archs_file: str | None = None  # or a text file of archs, one per line ('#' starts a comment)
     use_cache: bool = True
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # torch CPU threads (None: torch's default)

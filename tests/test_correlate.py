@@ -146,3 +146,20 @@ def test_progress_logs_lines_when_not_on_a_terminal(caplog: pytest.LogCaptureFix
     with caplog.at_level("INFO", logger="ntkexp"):
         assert list(progress([1, 2], "scoring", enabled=False)) == [1, 2]
     assert not caplog.records
+
+
+def test_archs_from_a_file_score_exactly_those_archs(tmp_path: Path) -> None:
+    first = run(make_cfg(TINY, tmp_path / "sampled"))
+    sampled = pd.read_csv(tmp_path / "sampled" / "run" / "scores.csv")
+    listing = tmp_path / "archs.txt"
+    listing.write_text("# three of the sampled archs\n" + "\n".join(sampled["arch"][:3]) + "\n\n")
+    again = run(make_cfg(TINY + [f"archs_file={listing}"], tmp_path / "listed"))
+    listed = pd.read_csv(tmp_path / "listed" / "run" / "scores.csv")
+    assert listed["arch"].tolist() == sampled["arch"][:3].tolist()
+    assert listed["lga"].tolist() == sampled["lga"][:3].tolist() and again["n_archs"] == 3  # recomputed, same bits
+    assert first["n_archs"] == 6
+    with pytest.raises(FileNotFoundError, match="archs_file"):
+        run(make_cfg(TINY + [f"archs_file={tmp_path / 'missing.txt'}"], tmp_path / "missing"))
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    with pytest.raises(ValueError, match="lists no archs"):
+        run(make_cfg(TINY + [f"archs_file={tmp_path / 'empty.txt'}"], tmp_path / "empty"))

@@ -34,8 +34,19 @@ def decile_pool(accuracy: pd.Series, decile: int, n_deciles: int = 10) -> list[s
     return list(ranked.index[(decile - 1) * n // n_deciles : decile * n // n_deciles])
 
 
+def read_arch_file(path: Path) -> list[str]:
+    """The archs listed in a text file, one per line; blank lines and lines starting with '#' are skipped."""
+    if not path.is_file():
+        raise FileNotFoundError(f"archs_file {path} does not exist (give a text file with one arch per line)")
+    archs = [line.strip() for line in path.read_text().splitlines()]
+    archs = [a for a in archs if a and not a.startswith("#")]
+    if not archs:
+        raise ValueError(f"archs_file {path} lists no archs")
+    return archs
+
+
 def choose_archs(cfg: DictConfig, setup: Setup) -> list[str]:
-    """The named list ``archs``, else ``n_archs`` drawn without replacement (by ``seed``) from the ground truth's archs
+    """The named list ``archs`` (and/or the lines of ``archs_file``), else ``n_archs`` drawn without replacement (by ``seed``) from the ground truth's archs
     (or from one accuracy decile, ``task.decile``), else (``n_archs=null``) all of them."""
     assert setup.ground_truth is not None
     available = setup.ground_truth.archs()
@@ -43,8 +54,11 @@ def choose_archs(cfg: DictConfig, setup: Setup) -> list[str]:
     if decile is not None:
         available = decile_pool(setup.ground_truth.frame[setup.data_cfg.benchmark_key], int(decile),
                                 int(cfg.task.get("n_deciles", 10)))
-    if cfg.archs:
-        archs = [setup.space.validate(a) for a in cfg.archs]
+    named = list(cfg.archs or [])
+    if cfg.get("archs_file"):
+        named += read_arch_file(Path(str(cfg.archs_file)))
+    if named:
+        archs = [setup.space.validate(a) for a in named]
         missing = [a for a in archs if a not in set(available)]
         if missing:
             raise ValueError(f"{len(missing)} of the named archs have no ground truth, e.g. {missing[0]}")
