@@ -48,8 +48,10 @@ def test_twenty_random_archs_build_step_and_give_an_ntk(name: str) -> None:
         loss.backward()
         assert np.isfinite(float(loss))
         if i < 3:  # the NTK is slower; a few per space
+            before = [id(p) for p in net.parameters()]
             kernel = empirical_ntk(net, x, NTKConfig(bn_mode="train")).kernel
             assert kernel.shape == (4, 4) and torch.isfinite(kernel).all()
+            assert [id(p) for p in net.parameters()] == before  # the network is left as it was
         child = space.mutate(arch, rng)
         assert child != arch and space.validate(child) == child
 
@@ -126,3 +128,26 @@ def test_correlate_on_the_real_data_here(tmp_path: Path, space_cfg: str, extra: 
                     "n_archs=6", "ntk.batch_size=8", "metric=ntk", "logger=csv", "task.progress=false"], tmp_path)
     summary = run(cfg)
     assert summary["n_archs"] == 6 and "validation" in summary["accuracy_label"]
+
+
+def test_nb101_cell_with_an_aliased_output_projection_keeps_its_weights() -> None:
+    """nasbench-pytorch registers the input->output projection twice (``input_op[-1]`` is ``last_inop``): the NTK must
+    equal the loop reference and leave the real parameters in place, so training and ``.cpu()`` still work after it."""
+    from ntkexp.ntk import ntk_reference
+
+    arch = ("0101011001000000010000000100000001000000010000000|input,conv1x1-bn-relu,maxpool3x3,maxpool3x3,"
+            "maxpool3x3,maxpool3x3,output")
+    torch.manual_seed(0)
+    net = NASBench101(stem_channels=8, num_stacks=2, cells_per_stack=1).build(arch, num_classes=10)
+    assert any(m.last_inop is m.input_op[-1] for m in net.modules() if hasattr(m, "last_inop"))
+    x = torch.randn(6, 3, 16, 16)
+    for bn_mode in ("train", "eval"):
+        cfg = NTKConfig(bn_mode=bn_mode, dtype="float64")
+        first = empirical_ntk(net, x, cfg).kernel
+        again = empirical_ntk(net, x, cfg).kernel
+        ref = ntk_reference(net, x, cfg)
+        assert torch.equal(first, again) and float((first - ref).norm() / ref.norm()) < 1e-9
+    assert not any(torch._C._functorch.is_functorch_wrapped_tensor(p) for p in net.parameters())
+    net.cpu()
+    torch.nn.functional.cross_entropy(net(x), torch.arange(6) % 10).backward()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)

@@ -187,6 +187,24 @@ def _jacobian(model: nn.Module, x: torch.Tensor, cfg: NTKConfig, chosen: dict[st
     return {k: v.reshape(batch, -1) for k, v in jac.items()}, logits
 
 
+@contextlib.contextmanager
+def parameters_kept(model: nn.Module) -> Iterator[None]:
+    """Put back every parameter and buffer object of ``model`` afterwards.
+
+    ``functional_call`` swaps tensors in by name and back; a module registered under two names (nasbench-pytorch's
+    ``last_inop`` is also ``input_op[-1]``) is swapped twice, and the second swap saves the first one's stand-in, so
+    a functorch-wrapped tensor would stay in the network (and break ``.cpu()``, training and later metrics).
+    """
+    saved = [(m, store, name, t) for m in model.modules() for store in (m._parameters, m._buffers)
+             for name, t in store.items()]
+    try:
+        yield
+    finally:
+        for _, store, name, t in saved:
+            if store.get(name) is not t:
+                store[name] = t
+
+
 def jacobian(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig(),
              weights: Callable[[torch.Tensor], torch.Tensor | None] | None = None
              ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -212,7 +230,7 @@ def jacobian(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig(),
     chunk = cfg.chunk_size
     if chunk is None and cfg.bn_mode == "train":
         chunk = 32 if device.type == "cuda" else 4
-    with bn_convention(model, cfg.bn_mode):
+    with bn_convention(model, cfg.bn_mode), parameters_kept(model):
         while True:
             try:
                 jac, logits = _jacobian(model, x, cfg, chosen, rest, chunk, weights)
