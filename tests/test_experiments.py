@@ -18,7 +18,8 @@ EMBEDDED = ["search_space=nb201_digits", "dataset=digits", "ntk.batch_size=8", "
 TINY_TRAIN = ["dataset.train_subset=128", "dataset.batch_size=64"]
 # sweep values given on the command line replace the experiment's (full-scale) sweeper params
 CASES = {
-    "benchmarks_at_init": (["n_archs=6"], 2, "correlate", {"group": {"bn_mode=train", "bn_mode=eval"}}),
+    "benchmarks_at_init": (["n_archs=6"], 3, "correlate",
+                           {"group": {"bn_mode=train", "bn_mode=per_sample", "bn_mode=eval"}}),
     "deciles": (["task.decile=1,10", "seed=0,1", "n_archs=5"], 4, "correlate",
                 {"group": {"task.decile=1", "task.decile=10"}}),
     "init_sensitivity": (["n_archs=6"], 4, "correlate",
