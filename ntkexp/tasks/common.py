@@ -262,7 +262,8 @@ def progress(items: list[Any], description: str, enabled: bool = True, *, every_
     if interactive is None:
         interactive = sys.stderr.isatty()
     if not interactive:
-        total, start, last, step = len(items), time.perf_counter(), time.perf_counter(), max(1, len(items) // 10)
+        total, step = len(items), max(1, len(items) // 10)
+        start = last = time.perf_counter()
         for done, item in enumerate(items, 1):
             yield item
             now = time.perf_counter()

@@ -46,8 +46,9 @@ def read_arch_file(path: Path) -> list[str]:
 
 
 def choose_archs(cfg: DictConfig, setup: Setup) -> list[str]:
-    """The named list ``archs`` (and/or the lines of ``archs_file``), else ``n_archs`` drawn without replacement (by ``seed``) from the ground truth's archs
-    (or from one accuracy decile, ``task.decile``), else (``n_archs=null``) all of them."""
+    """The named list ``archs`` (and/or the lines of ``archs_file``), else ``n_archs`` drawn without replacement (by
+    ``seed``) from the ground truth's archs (or from one accuracy decile, ``task.decile``), else (``n_archs=null``)
+    all of them."""
     assert setup.ground_truth is not None
     available = setup.ground_truth.archs()
     decile = cfg.task.get("decile")
