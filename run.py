@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """ntkexp entry point.
 
-    python run.py                                    # embedded default: NB201 (C8N1) on digits, LGA at init
+    python run.py                                    # the default: 100 NB201 nets (C16N5) on shipped CIFAR-10, NTK at init
     python run.py search_space=nasbench201 dataset=cifar10_npz metric=ntk bn_mode=eval n_archs=1000 \
         paths.data_root=../shared/data
     python run.py --multirun seed=0,1,2 metric=lga,ncn

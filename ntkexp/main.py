@@ -56,10 +56,13 @@ def check_group_overrides(args: list[str], conf_dir: Path) -> None:
         group = conf_dir / key
         if not sep or not group.is_dir() or key == "hydra":
             continue
-        options = sorted(p.stem for p in group.glob("*.yaml"))
+        options = sorted(p.stem for p in group.glob("*.yaml") if not p.stem.startswith("_"))
         if value.strip().startswith(("[", "{")) or not value.strip():
             raise ValueError(f"{key}={value}: a config group takes one option name (comma-separate several to "
                              f"sweep with --multirun); options: {', '.join(options)}")
+        if any(v.strip().startswith("_") for v in value.split(",")):
+            raise ValueError(f"{key}={value}: names starting with '_' are shared bases of other options, not options; "
+                             f"options: {', '.join(options)}")
 
 
 def run_cli(cfg: DictConfig) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ntkexp.benchmarks.groundtruth import atomic_write
+from ntkexp.io import atomic_write
 
 
 def pyplot() -> Any:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ntkexp.benchmarks.groundtruth import atomic_write
+from ntkexp.io import atomic_write
 from ntkexp.plotting import pyplot, save_figure
 
 

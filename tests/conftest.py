@@ -15,7 +15,14 @@ from ntkexp.config import register_configs
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 SHARED = Path(os.environ.get("NTKEXP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+FIXTURES = ROOT / "tests" / "fixtures"
+#: the tests' own config options (the tiny digits benchmark) on Hydra's search path; pass it to run.py too
+SEARCHPATH = f"hydra.searchpath=[file://{ROOT / 'tests' / 'conf'}]"
+#: the tiny fixture benchmark (NB201 C8N1 cells trained on sklearn digits), for tests that train
+DIGITS = [SEARCHPATH, "search_space=nb201_digits"]
+DIGITS_TABLE = FIXTURES / "nb201_digits.csv"
 
+os.environ["NTKEXP_TEST_FIXTURES"] = str(FIXTURES)
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 register_configs()
@@ -32,7 +39,7 @@ def shared(path: str) -> Path:
 def make_cfg(overrides: list[str], tmp_path: Path | None = None) -> DictConfig:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=False)
+        cfg = compose(config_name="config", overrides=[SEARCHPATH, *overrides], return_hydra_config=False)
     if tmp_path is not None:
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / "run")
@@ -40,7 +47,7 @@ def make_cfg(overrides: list[str], tmp_path: Path | None = None) -> DictConfig:
     return cfg
 
 
-#: small, fast settings for end-to-end runs on the embedded default
+#: small, fast settings for end-to-end runs on the default (the real NAS-Bench-201 on the shipped CIFAR-10 probe)
 TINY = ["n_archs=6", "ntk.batch_size=8", "logger=csv", "task.progress=false", "threads=1"]
 
 

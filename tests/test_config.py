@@ -13,13 +13,13 @@ from ntkexp.init import SCHEMES
 from ntkexp.metrics import COMBINATIONS, METRICS
 from ntkexp.ntk import BN_MODES
 
-from .conftest import CONF, ROOT, make_cfg
+from .conftest import CONF, DIGITS, ROOT, make_cfg
 
 GROUPS = ["search_space", "metric", "init", "bn_mode", "dataset", "task", "logger", "trainer", "search_algo", "ntk"]
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
@@ -62,15 +62,20 @@ def test_unknown_metric_on_the_command_line_lists_valid_metrics() -> None:
         assert name in proc.stderr
 
 
-def test_missing_benchmark_file_fails_with_the_path(tmp_path) -> None:
-    proc = _run("search_space=nasbench201", "dataset=cifar10", f"paths.data_root={tmp_path}", "logger=none",
+@pytest.mark.parametrize("args, expected", [
+    (["search_space=nds_darts", "metric=ncn", "init=gaussian"], ["nds/DARTS.json", "NDS"]),  # the README's command
+    (["search_space=nasbench201", "search_space.benchmark.table={tmp}/nb201.csv"], ["nb201.csv", "NATS"]),
+    (["dataset=cifar10"], ["cifar-10-batches-py", "kriz"]),
+])
+def test_missing_benchmark_or_data_file_fails_with_the_path(tmp_path, args: list[str], expected: list[str]) -> None:
+    proc = _run(*[a.format(tmp=tmp_path) for a in args], f"paths.data_root={tmp_path}", "logger=none",
                 f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 2
-    assert proc.stderr.startswith("ntkexp: error:")
-    assert str(tmp_path) in proc.stderr and "NATS" in proc.stderr
+    assert proc.stderr.startswith("ntkexp: error:") and proc.stderr.count("\n") == 1
+    assert str(tmp_path) in proc.stderr and all(e in proc.stderr for e in expected), proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_dataset_that_does_not_fit_the_benchmark_is_one_line(tmp_path) -> None:
-    proc = _run("dataset=cifar100", "logger=none", f"hydra.run.dir={tmp_path}/run")
-    assert proc.returncode == 2 and "cifar100" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _run(*DIGITS, "dataset=cifar10_probe", "logger=none", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 2 and "'cifar10'" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,4 +1,4 @@
-"""Every experiment config runs at tiny scale on the embedded default, and the report rebuilds its table/figures."""
+"""Every experiment config runs at tiny scale on the tests' fixture benchmark, and the report rebuilds its table/figures."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 
 from ntkexp.report import write_report
 
-from .conftest import CONF, ROOT
+from .conftest import CONF, DIGITS, ROOT
 
-EMBEDDED = ["search_space=nb201_digits", "dataset=digits", "ntk.batch_size=8", "logger=csv", "task.progress=false",
+EMBEDDED = [*DIGITS, "dataset=digits", "ntk.batch_size=8", "logger=csv", "task.progress=false",
             "threads=1"]
 TINY_TRAIN = ["dataset.train_subset=128", "dataset.batch_size=64"]
 # sweep values given on the command line replace the experiment's (full-scale) sweeper params

@@ -11,7 +11,7 @@ import torch
 from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
 from ntkexp.data import DataConfig, MissingFileError, build_datamodule, load_arrays
 
-from .conftest import shared
+from .conftest import DIGITS_TABLE, shared
 
 
 def test_official_nats_files_are_converted_once_to_a_table(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_truncated_table_is_a_clean_error(tmp_path: Path) -> None:
 
 
 def test_missing_dataset_column_names_the_mismatch() -> None:
-    gt = load_ground_truth(BenchmarkConfig(table="pkg://nb201_digits.csv"))
+    gt = load_ground_truth(BenchmarkConfig(table=str(DIGITS_TABLE)))
     with pytest.raises(ValueError, match="ImageNet16-120"):
         gt.require("ImageNet16-120")
 
@@ -81,7 +81,8 @@ def test_cifar_pickle_reader(tmp_path: Path) -> None:
 
 
 def test_digits_datamodule_probe_batch_is_fixed_by_seed() -> None:
-    dm = build_datamodule(DataConfig())
+    dm = build_datamodule(DataConfig(name="digits", kind="digits", path=None, in_channels=1, resolution=8, mean=[0.3],
+                                     std=[0.4], benchmark_key="digits"))
     x1, y1 = dm.probe_batch(16, seed=3)
     x2, y2 = dm.probe_batch(16, seed=3)
     x3, _ = dm.probe_batch(16, seed=4)

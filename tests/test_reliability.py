@@ -24,7 +24,7 @@ from ntkexp.registry import UnknownNameError
 from ntkexp.spaces import NASBench201
 from ntkexp.tasks.common import build_setup
 
-from .conftest import ROOT, TINY, make_cfg
+from .conftest import DIGITS_TABLE, ROOT, TINY, make_cfg
 
 CLEAN_ERRORS = (ValueError, KeyError, FileNotFoundError, MissingFileError, UnknownNameError, OmegaConfBaseException,
                 ConfigCompositionException, HydraException, NotImplementedError)
@@ -87,7 +87,7 @@ def test_wandb_failure_falls_back_to_files(tmp_path: Path, monkeypatch: pytest.M
 
 
 def _damaged_copies(tmp_path: Path) -> dict[str, list[str]]:
-    table = pd.read_csv(ROOT / "ntkexp" / "resources" / "nb201_digits.csv")
+    table = pd.read_csv(DIGITS_TABLE)
     text = table.to_csv(index=False)
     (tmp_path / "cut.csv").write_text(text[: len(text) // 2])  # cut mid-row
     (tmp_path / "garbage.csv").write_bytes(b"\x00\x01\x02 not a table")

@@ -11,10 +11,10 @@ import torch
 from ntkexp.tasks.common import ArchScorer, build_setup
 from ntkexp.train import kernel_correlation, relative_change
 
-from .conftest import make_cfg
+from .conftest import DIGITS, make_cfg
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_1x1~2|"
-SMALL = ["ntk.batch_size=8", "logger=csv", "task.progress=false", "threads=1", "metric=ntk",
+SMALL = [*DIGITS, "ntk.batch_size=8", "logger=csv", "task.progress=false", "threads=1", "metric=ntk",
          "dataset.train_subset=256", "dataset.batch_size=64"]
 
 

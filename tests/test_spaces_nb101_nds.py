@@ -124,8 +124,9 @@ def test_missing_nds_file_is_a_clear_error(tmp_path: Path) -> None:
 ])
 def test_correlate_on_the_real_data_here(tmp_path: Path, space_cfg: str, extra: list[str]) -> None:
     root = shared("")
-    cfg = make_cfg([f"search_space={space_cfg}", *extra, "dataset=cifar10_npz", f"paths.data_root={root}",
+    cfg = make_cfg([f"search_space={space_cfg}", *extra, f"paths.data_root={root}",
                     "n_archs=6", "ntk.batch_size=8", "metric=ntk", "logger=csv", "task.progress=false"], tmp_path)
+    assert cfg.dataset.name == "cifar10_probe"  # the space's natural data set, shipped with ntkexp
     summary = run(cfg)
     assert summary["n_archs"] == 6 and "validation" in summary["accuracy_label"]
 

@@ -13,18 +13,14 @@ cifar100 and ImageNet16-120 (x-test), as those benchmarks define their final tes
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from ntkexp.data.sources import MissingFileError
+from ntkexp.io import MissingFileError, atomic_write, resolve_path
 from ntkexp.spaces.base import InvalidArchError
 
 ALIASES = {
@@ -49,26 +45,6 @@ class BenchmarkConfig:
     how_to_get: str = ""
     label: str = ""  # what the accuracies are (shown in outputs), e.g. "NB201 200-epoch test accuracy"
     column_map: dict[str, str] = field(default_factory=dict)  # dataset key -> table column (e.g. cifar10 -> cifar10_valid)
-
-
-def resolve_path(path: str) -> Path:
-    if path.startswith("pkg://"):
-        return Path(str(resources.files("ntkexp.resources").joinpath(path[len("pkg://"):])))
-    return Path(path).expanduser()
-
-
-@contextlib.contextmanager
-def atomic_write(path: Path, mode: str = "w") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; it replaces ``path`` only when the block finishes without error."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class GroundTruth:

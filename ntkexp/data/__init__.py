@@ -1,7 +1,13 @@
 """Data sets as arrays in memory and Lightning DataModules over them."""
 
-from ntkexp.data.datamodule import ArrayDataModule, DataConfig, build_datamodule
+from ntkexp.data.datamodule import (
+    ArrayDataModule,
+    DataConfig,
+    ProbeOnlyDataError,
+    build_datamodule,
+    require_training_set,
+)
 from ntkexp.data.sources import DATASET_KINDS, DataSplit, MissingFileError, load_arrays
 
-__all__ = ["ArrayDataModule", "DataConfig", "DataSplit", "DATASET_KINDS", "MissingFileError", "build_datamodule",
-           "load_arrays"]
+__all__ = ["ArrayDataModule", "DATASET_KINDS", "DataConfig", "DataSplit", "MissingFileError", "ProbeOnlyDataError",
+           "build_datamodule", "load_arrays", "require_training_set"]

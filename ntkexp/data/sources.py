@@ -5,9 +5,9 @@
 * ``imagenet16``: ImageNet16 (``train_data_batch_1..10``, ``val_data``), the down-sampled ImageNet of Chrabaszcz et
   al.; ImageNet16-120 keeps the classes 1..120 as NAS-Bench-201 does.
 * ``npz``: any ``.npz`` with uint8 HWC (or float NCHW) images and integer labels under configurable keys, e.g.
-  ``cifar10_partial.npz``.
-* ``digits``: scikit-learn's 8x8 handwritten digits, shipped inside scikit-learn (the embedded default), split
-  80/20 with a fixed seed.
+  ``cifar10_partial.npz``, or ``pkg://cifar10_probe.npz``, the CIFAR-10 probe images that ship with ntkexp.
+* ``digits``: scikit-learn's 8x8 handwritten digits, shipped inside scikit-learn, split 80/20 with a fixed seed
+  (the tests' tiny fixture benchmark trains on them).
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ntkexp.io import MissingFileError, resolve_path
+
 DATASET_KINDS = ("cifar10", "cifar100", "imagenet16", "npz", "digits")
-
-
-class MissingFileError(FileNotFoundError):
-    """A data or benchmark file that is not where the config says; the message says how to get it."""
 
 
 @dataclass
@@ -112,7 +110,11 @@ def _npz(path: Path, keys: dict[str, str]) -> tuple[DataSplit, DataSplit]:
 
 
 def _digits(seed: int = 0) -> tuple[DataSplit, DataSplit]:
-    from sklearn.datasets import load_digits
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ValueError("dataset kind 'digits' needs scikit-learn (pip install scikit-learn, or the [dev] extra)") \
+            from None
 
     bunch = load_digits()
     x = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (1797, 1, 8, 8)
@@ -133,7 +135,7 @@ def load_arrays(kind: str, root: str | Path = ".", path: str | Path | None = Non
         if path is None:
             raise ValueError("dataset kind 'npz' needs dataset.path")
         default = {"train_x": "train_x", "train_y": "train_y", "test_x": "test_x", "test_y": "test_y"}
-        return _npz(Path(path), {**default, **(keys or {})})
+        return _npz(resolve_path(path), {**default, **(keys or {})})
     if kind == "digits":
         return _digits()
     raise ValueError(f"unknown dataset kind {kind!r}; valid kinds: {', '.join(DATASET_KINDS)}")

@@ -60,6 +60,12 @@ class SearchSpace(ABC):
             raise NotImplementedError(f"search space {self.name!r} cannot be enumerated")
         return [self.arch_of(i) for i in range(self.size)]
 
+    @abstractmethod
     def describe(self) -> dict[str, Any]:
-        """The settings that change which network an arch string builds (recorded with every score)."""
-        return {"name": self.name}
+        """The settings that change which network an arch string builds (part of every score's cache key, so every
+        setting must be here)."""
+
+    def label(self) -> str:
+        """The network in words, for tables, titles and summaries."""
+        settings = ", ".join(f"{k}={v}" for k, v in self.describe().items() if k != "name")
+        return f"{self.name} ({settings})" if settings else self.name

@@ -157,6 +157,12 @@ class NASBench101(SearchSpace):
         return {"name": self.name, "stem_channels": self.stem_channels, "num_stacks": self.num_stacks,
                 "cells_per_stack": self.cells_per_stack}
 
+    def label(self) -> str:
+        size = "as benchmarked" if (self.stem_channels, self.num_stacks, self.cells_per_stack) == (128, 3, 3) \
+            else "a reduced skeleton, not the benchmarked network"
+        return (f"NAS-Bench-101 network (stem {self.stem_channels}, {self.num_stacks} stacks x "
+                f"{self.cells_per_stack} cells: {size})")
+
 
 def from_official(matrix: Any, ops: list[str] | list[int], op_codes: dict[int, str] | None = None) -> str:
     """Canonical arch string from a benchmark record: op names, or integer codes with ``op_codes`` (padding

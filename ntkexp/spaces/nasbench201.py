@@ -229,3 +229,7 @@ class NASBench201(SearchSpace):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "C": self.C, "N": self.N}
+
+    def label(self) -> str:
+        size = "as benchmarked" if (self.C, self.N) == (16, 5) else "a reduced skeleton, not the benchmarked network"
+        return f"NAS-Bench-201 network (C={self.C}, N={self.N}: {size})"

@@ -300,3 +300,7 @@ class NDSSpace(SearchSpace):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "C": self.C, "layers": self.layers}
+
+    def label(self) -> str:
+        return (f"NDS {self.variant.upper()} network (DARTS NetworkCIFAR; each arch's own width/depth, else "
+                f"C={self.C}, {self.layers} layers)")

@@ -18,8 +18,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ntkexp.benchmarks import BenchmarkConfig, GroundTruth, load_ground_truth
-from ntkexp.benchmarks.groundtruth import atomic_write
-from ntkexp.data import ArrayDataModule, DataConfig
+from ntkexp.io import write_json  # noqa: F401  (re-exported for the tasks)
+from ntkexp.data import ArrayDataModule, DataConfig, require_training_set
 from ntkexp.init import InitConfig, arch_seed, initialize
 from ntkexp.metrics import COMBINATIONS, METRICS, MetricContext, compute_metrics, direction_of, expand  # noqa: F401
 from ntkexp.ntk import NTKConfig
@@ -55,19 +55,6 @@ def versions() -> dict[str, str]:
     return {"python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__,
             "numpy": np.__version__, "scipy": scipy.__version__, "pandas": pandas.__version__,
             "hydra": hydra.__version__, "lightning": lightning.__version__, "ntkexp": ntkexp.__version__}
-
-
-def write_json(path: Path, payload: Any) -> None:
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, default=_json_default, allow_nan=True) + "\n")
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return str(obj)
 
 
 @dataclass
@@ -159,6 +146,8 @@ class ArchScorer:
         self.train_epochs = int(setup.cfg.metric.train_epochs)
         if self.train_epochs < 0:
             raise ValueError(f"metric.train_epochs must be >= 0, got {self.train_epochs}")
+        if self.train_epochs > 0:
+            require_training_set(setup.data_cfg, f"metric.train_epochs={self.train_epochs}")
         train = asdict(setup.train_cfg)
         train.pop("epochs")
         self.training_conventions = {"trainer": train, "data": asdict(setup.data_cfg)}
@@ -166,6 +155,19 @@ class ArchScorer:
             self.conventions["training"] = self.training_conventions
         self.n_computed = 0
         self.n_cached = 0
+
+    def description(self) -> dict[str, str]:
+        """What was computed, in words: the network, the data, the conventions (for tables, titles, summaries)."""
+        s = self.s
+        n_train = len(s.datamodule.train_tensors[1])
+        when = "at initialisation" if self.train_epochs == 0 else f"after {self.train_epochs} epoch(s) of training"
+        return {
+            "network": s.space.label(),
+            "data": f"{s.data_cfg.label or s.data_cfg.name}; probe batch of {s.batch_size} of its {n_train:,} "
+                    f"training images (drawn by seed {self.seed})",
+            "convention": f"{when}; BN {s.ntk_cfg.bn_mode}, init {s.init_cfg.name}, output reduction "
+                          f"{s.ntk_cfg.reduction}, params {s.ntk_cfg.params}, {s.ntk_cfg.dtype}",
+        }
 
     def key(self, arch: str) -> str:
         return config_key({"schema": SCORE_SCHEMA, "arch": arch, **self.conventions})

@@ -8,6 +8,7 @@ Writes to the run directory: ``scores.csv`` (arch, index, one column per metric,
 from __future__ import annotations
 
 import logging
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from ntkexp.benchmarks.groundtruth import atomic_write
+from ntkexp.io import atomic_write
 from ntkexp.loggers import ExperimentLogger
 from ntkexp.metrics import combine
 from ntkexp.plotting import pyplot, save_figure
@@ -75,10 +76,18 @@ def choose_archs(cfg: DictConfig, setup: Setup) -> list[str]:
     return [available[i] for i in sorted(rng.choice(len(available), size=n, replace=False))]
 
 
-def scatter_plot(frame: pd.DataFrame, metric_names: list[str], path: Path, title: str, ylabel: str) -> Path:
+def scatter_figure(frame: pd.DataFrame, metric_names: list[str], title: str, ylabel: str) -> Any:
+    """One panel per metric (at most 5 a row), metric against accuracy, under ``title`` wrapped to the figure's
+    width; returns the matplotlib figure."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(metric_names), figsize=(4.2 * len(metric_names), 3.8), squeeze=False)
-    for ax, name in zip(axes[0], metric_names):
+    cols = min(len(metric_names), 5)
+    rows = -(-len(metric_names) // cols)
+    width = max(3.6 * cols, 7.5)
+    lines = textwrap.wrap(title, int(width * 72 / 5.0))  # about what fits across the figure at 8.5 pt
+    fig, axes = plt.subplots(rows, cols, figsize=(width, 3.2 * rows + 0.2 * len(lines)), squeeze=False)
+    for ax in axes.flat[len(metric_names):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, metric_names):
         values = frame[name].to_numpy(dtype=float)
         ok = np.isfinite(values)
         x = values[ok]
@@ -87,21 +96,32 @@ def scatter_plot(frame: pd.DataFrame, metric_names: list[str], path: Path, title
         ax.scatter(x, frame["accuracy"].to_numpy()[ok], s=8, alpha=0.6)
         ax.set_xlabel(name + ("" if ok.all() else f"  ({(~ok).sum()} undefined not shown)"))
         ax.set_ylabel(ylabel)
-    fig.suptitle(title, fontsize=9)
-    return save_figure(fig, path)
+    fig.suptitle("\n".join(lines), fontsize=8.5)
+    fig.tight_layout()
+    return fig
+
+
+def scatter_plot(frame: pd.DataFrame, metric_names: list[str], path: Path, title: str, ylabel: str) -> Path:
+    """:func:`scatter_figure` written to ``path`` as PNG."""
+    return save_figure(scatter_figure(frame, metric_names, title, ylabel), path)
 
 
 def print_table(summary: dict[str, Any]) -> None:
+    """What was scored, in words, then the table of rank correlations and one plain line per metric."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"rank correlation with {summary['accuracy_label']} ({summary['n_archs']} archs)")
+    console = Console()
+    console.print(f"{summary['network']}, {summary['n_archs']} archs", style="bold", markup=False, highlight=False)
+    for head, what in (("data", "data"), ("NTK", "convention"), ("against", "accuracy_label")):
+        console.print(f"  {head + ':':9}{summary[what]}", markup=False, highlight=False, soft_wrap=True)
+    table = Table()
     for col in ("metric", "Kendall tau", "Spearman rho", "top-10% prec.", "undefined"):
         table.add_column(col, justify="right" if col != "metric" else "left")
     for name, row in summary["correlations"].items():
         table.add_row(name, f"{row['kendall_tau']:.4f}", f"{row['spearman_rho']:.4f}",
                       f"{row.get('top0.1_precision', float('nan')):.3f}", str(row["n_undefined"]))
-    Console().print(table)
+    console.print(table)
     for name, row in summary["correlations"].items():
         print(f"{name}: kendall_tau={row['kendall_tau']:.4f} spearman_rho={row['spearman_rho']:.4f}")
 
@@ -139,6 +159,7 @@ def run_correlate(cfg: DictConfig, run_dir: Path, logger: ExperimentLogger) -> d
     summary: dict[str, Any] = {
         "task": "correlate",
         "n_archs": len(frame),
+        **scorer.description(),
         "accuracy_label": f"{setup.ground_truth.label or 'accuracy'} [{key}]",
         "correlations": correlation_table(frame, {n: direction_of(n) for n in names}, top_k),
         "directions": {n: direction_of(n) for n in names},
@@ -158,8 +179,8 @@ def run_correlate(cfg: DictConfig, run_dir: Path, logger: ExperimentLogger) -> d
     logger.log_summary({**flat, "n_archs": len(frame), "n_flagged": summary["n_flagged"]})
     logger.log_table("scores", frame[columns])
     if cfg.task.plot:
-        title = (f"{setup.space.describe()} | {key} | bn={setup.ntk_cfg.bn_mode} init={setup.init_cfg.name} "
-                 f"batch={setup.batch_size} seed={cfg.seed}")
+        title = (f"{summary['network']}, {len(frame)} archs; {summary['data']}; NTK {summary['convention']}; "
+                 f"against {summary['accuracy_label']}")
         plot = scatter_plot(frame, names, run_dir / "scatter.png", title, f"{key} accuracy (%)")
         logger.log_image("scatter", plot)
     print_table(summary)

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from ntkexp.benchmarks.groundtruth import atomic_write
+from ntkexp.io import atomic_write
+from ntkexp.data import require_training_set
 from ntkexp.loggers import ExperimentLogger
 from ntkexp.stats import correlate
 from ntkexp.plotting import pyplot, save_figure
@@ -93,6 +94,8 @@ def run_kernel_evolution(cfg: DictConfig, run_dir: Path, logger: ExperimentLogge
     epochs = sorted(set(int(e) for e in cfg.task.track_epochs) | {0})
     if min(epochs) < 0:
         raise ValueError(f"task.track_epochs must be >= 0, got {list(cfg.task.track_epochs)}")
+    if max(epochs) > 0:
+        require_training_set(setup.data_cfg, "task=kernel_evolution")
     if cfg.task.select == "bands":
         acc = setup.ground_truth.frame[key].dropna()
         chosen = band_archs(acc, dict(cfg.task.bands), int(cfg.task.per_band), int(cfg.seed))

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from ntkexp.benchmarks.groundtruth import atomic_write
+from ntkexp.io import atomic_write
 from ntkexp.loggers import ExperimentLogger
 from ntkexp.metrics import COMBINATIONS
 from ntkexp.plotting import pyplot, save_figure
