@@ -18,35 +18,40 @@ from ntkexp.data import DataConfig
 from ntkexp.init import InitConfig
 from ntkexp.loggers import LoggerConfig
 from ntkexp.ntk import NTKConfig
-from ntkexp.search.base import SearchAlgoConfig
 from ntkexp.train import TrainConfig
 
 
 @dataclass
 class SpaceConfig:
-    """Config group ``search_space``: which space, its size settings, and where its ground truth is."""
+    """Config group ``search_space``: which space, the settings its networks are built with (``kwargs``: the space's
+    constructor arguments, e.g. ``C`` and ``N`` for NAS-Bench-201), and where its ground truth is."""
 
     name: str = "nasbench201"
-    C: int | None = None
-    N: int | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
 
 
 @dataclass
-class NTKSettings(NTKConfig):
-    """Every NTK convention (the engine's, plus the probe batch size; the ``bn_mode`` group sets ``ntk.bn_mode``);
-    recorded with every score."""
-
-    batch_size: int = 64
-
-
-@dataclass
 class MetricConfig:
-    """Config group ``metric``: the metrics computed (all from one NTK), the first being the primary one."""
+    """Config group ``metric``: the scores computed per arch (metrics share one NTK; ``all`` is every metric and
+    combination), the first being the primary one, and after how many epochs of training (0: at initialisation)."""
 
     names: list[str] = field(default_factory=lambda: ["lga"])
     train_epochs: int = 0
+
+
+@dataclass
+class SearchAlgoConfig:
+    """Config group ``search_algo``; fields an algorithm does not use are ignored by it."""
+
+    name: str = "random"
+    budget_evals: int = 100  # unique archs scored
+    budget_seconds: float | None = None  # recorded scoring compute, if set
+    population_size: int = 10  # rea
+    sample_size: int = 3  # rea tournament
+    lr: float = 0.5  # reinforce
+    ema: float = 0.9  # reinforce baseline momentum
+    restrict_to_benchmark: bool | None = None  # None: when the ground truth does not cover the whole space
 
 
 @dataclass
@@ -82,7 +87,7 @@ class RunConfig:
     search_space: SpaceConfig = field(default_factory=SpaceConfig)
     metric: MetricConfig = field(default_factory=MetricConfig)
     init: InitConfig = field(default_factory=InitConfig)
-    ntk: NTKSettings = field(default_factory=NTKSettings)
+    ntk: NTKConfig = field(default_factory=NTKConfig)
     dataset: DataConfig = field(default_factory=DataConfig)
     search_algo: SearchAlgoConfig = field(default_factory=SearchAlgoConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)

@@ -31,17 +31,21 @@ def _quiet_third_party() -> None:
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Execute ``cfg`` (a composed ntkexp config) and return the task's summary."""
     _quiet_third_party()
-    from ntkexp.loggers import LoggerConfig, build_logger
-    from ntkexp.tasks import TASKS
-    from ntkexp.tasks.common import to_dataclass
+    from ntkexp.loggers import build_logger
+    from ntkexp.scoring import RunContext, to_run_config
+    from ntkexp.tasks import TASKS, RunOutput
 
-    run_dir = Path(run_dir or cfg.paths.output_dir)
+    config = to_run_config(cfg)
+    run_dir = Path(run_dir or config.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    task = TASKS.get(cfg.task.name)
-    logger = build_logger(to_dataclass(LoggerConfig, cfg.logger), run_dir,
-                          OmegaConf.to_container(cfg, resolve=True), str(cfg.name))  # type: ignore[arg-type]
+    task = TASKS.get(config.task.name)
+    logger = build_logger(config.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), config.name)
     try:
-        summary = task(cfg, run_dir, logger)
+        ctx = RunContext.build(cfg)
+        try:
+            summary = task.run(ctx, RunOutput(run_dir, logger, ctx))
+        finally:
+            ctx.close()
     finally:
         logger.finish()  # every job ends its W&B run, or a multirun's jobs would log into one
     log.info("results in %s", run_dir)

@@ -2,17 +2,17 @@
 
 Each pluggable thing lives in its own module and registers itself with a decorator::
 
-    @register_metric("fnorm", direction=+1, needs="ntk")
+    @register_metric("fnorm", direction=+1, needs=("ntk",), log_axis=True)
     def fnorm(ctx): ...
 
-The modules are imported by ``ntkexp.metrics``, ``ntkexp.spaces`` and ``ntkexp.search``, which are the one
-place that lists them. Looking up an unknown name raises :class:`UnknownNameError` listing the valid names.
+The modules are imported by ``ntkexp.metrics``, ``ntkexp.spaces``, ``ntkexp.search`` and ``ntkexp.tasks``, each the
+one place that lists them. Looking up an unknown name raises :class:`UnknownNameError` listing the valid names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Generic, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -53,15 +53,3 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._items))
-
-
-def decorator(registry: Registry[Any], name: str, **attrs: Any) -> Callable[[T], T]:
-    """Return a decorator registering its target under ``name``; ``attrs`` are set on the target."""
-
-    def wrap(obj: T) -> T:
-        for key, value in attrs.items():
-            setattr(obj, key, value)
-        registry.register(name, obj)
-        return obj
-
-    return wrap

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ntkexp.metrics import oriented_for_ranking
+from ntkexp.metrics import oriented
 
 
 def top_k_precision(score: np.ndarray, accuracy: np.ndarray, fraction: float) -> float:
@@ -25,21 +25,21 @@ def correlate(values: np.ndarray, accuracy: np.ndarray, direction: int, top_k: l
     accuracy = np.asarray(accuracy, dtype=np.float64)
     keep = ~np.isnan(accuracy)
     values, accuracy = values[keep], accuracy[keep]
-    oriented = oriented_for_ranking(values, direction)
+    score = oriented(values, direction)
     out: dict[str, Any] = {"n": int(len(values)), "n_undefined": int(np.sum(~np.isfinite(values)))}
-    if len(values) < 2 or np.all(oriented == oriented[0]):
+    if len(values) < 2 or np.all(score == score[0]):
         out.update(kendall_tau=float("nan"), spearman_rho=float("nan"), kendall_p=float("nan"), spearman_p=float("nan"))
     else:
         # scipy ranks +-inf like any number; map them to finite sentinels beyond the data to be explicit
-        finite = oriented[np.isfinite(oriented)]
+        finite = score[np.isfinite(score)]
         lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 0.0)
-        ranked = np.where(oriented == -np.inf, lo - 1.0, np.where(oriented == np.inf, hi + 1.0, oriented))
+        ranked = np.where(score == -np.inf, lo - 1.0, np.where(score == np.inf, hi + 1.0, score))
         tau = stats.kendalltau(ranked, accuracy)
         rho = stats.spearmanr(ranked, accuracy)
         out.update(kendall_tau=float(tau.statistic), kendall_p=float(tau.pvalue),
                    spearman_rho=float(rho.statistic), spearman_p=float(rho.pvalue))
     for frac in top_k:
-        out[f"top{frac:g}_precision"] = top_k_precision(oriented, accuracy, frac) if len(values) else float("nan")
+        out[f"top{frac:g}_precision"] = top_k_precision(score, accuracy, frac) if len(values) else float("nan")
     return out
 
 

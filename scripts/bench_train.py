@@ -83,7 +83,7 @@ def main() -> None:
         torch.manual_seed(0)
         model = NASBench201(args.C, args.N).build(args.arch, num_classes=10).to(device)
         timer = EpochTimer()
-        fit(model, dm, TrainConfig(epochs=args.epochs, schedule_epochs=200), callbacks=[timer])
+        fit(model, dm, TrainConfig(schedule_epochs=200), max_epochs=args.epochs, callbacks=[timer])
         n = len(dm.train_tensors[1])
         per_epoch = statistics.median(timer.times[1:] or timer.times)
         results[loader] = per_epoch

@@ -19,9 +19,10 @@ def main() -> None:
     parser.add_argument("--wandb", action="store_true", help="also log the tables and figures to W&B (offline unless "
                                                              "WANDB_MODE=online)")
     args = parser.parse_args()
-    if not args.sweep_dir.is_dir():
-        raise SystemExit(f"report: {args.sweep_dir} is not a directory")
-    report = write_report(args.sweep_dir, args.out, args.title)
+    try:
+        report = write_report(args.sweep_dir, args.out, args.title)
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"report: error: {err}") from None
     print(f"wrote {report}")
     if args.wandb:
         import os

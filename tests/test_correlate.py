@@ -126,7 +126,7 @@ def test_default_run_prints_kendall_and_spearman(tmp_path: Path) -> None:
 def test_real_nb201_cifar10_smoke(tmp_path: Path) -> None:
     """The real benchmark table and real CIFAR-10 images, on a cheap C=4, N=1 skeleton."""
     root = shared("")
-    cfg = make_cfg(["search_space=nasbench201", "search_space.C=4", "search_space.N=1", "dataset=cifar10_npz",
+    cfg = make_cfg(["search_space=nasbench201", "search_space.kwargs.C=4", "search_space.kwargs.N=1", "dataset=cifar10_npz",
                     f"paths.data_root={root}", "n_archs=5", "ntk.batch_size=8", "logger=csv", "task.progress=false",
                     "metric=ntk", "bn_mode=eval"], tmp_path)
     summary = run(cfg)
@@ -134,18 +134,34 @@ def test_real_nb201_cifar10_smoke(tmp_path: Path) -> None:
 
 
 def test_progress_logs_lines_when_not_on_a_terminal(caplog: pytest.LogCaptureFixture) -> None:
-    from ntkexp.tasks.common import progress
+    from ntkexp.scoring import Progress
 
-    with caplog.at_level("INFO", logger="ntkexp"):
-        seen = list(progress(list(range(25)), "scoring", interactive=False))
-    assert seen == list(range(25))
+    with caplog.at_level("INFO", logger="ntkexp"), Progress(25, "scoring", interactive=False) as bar:
+        for _ in range(25):
+            bar.step()
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("scoring:")]
     assert len(lines) == 13  # every 2 items (a tenth of 25) and at the end
     assert lines[-1].startswith("scoring: 25/25 done") and "left" in lines[-1]
     caplog.clear()
-    with caplog.at_level("INFO", logger="ntkexp"):
-        assert list(progress([1, 2], "scoring", enabled=False)) == [1, 2]
+    with caplog.at_level("INFO", logger="ntkexp"), Progress(2, "scoring", enabled=False) as bar:
+        bar.step()
+        bar.step()
     assert not caplog.records
+
+
+def test_progress_estimates_time_left_from_computed_items_only(caplog: pytest.LogCaptureFixture) -> None:
+    from ntkexp.scoring import Progress
+
+    with caplog.at_level("INFO", logger="ntkexp"), Progress(10, "scoring", interactive=False) as bar:
+        for _ in range(5):
+            bar.step(cached=True)
+        assert bar.eta() is None  # nothing computed yet: no estimate, not "0 s left"
+        first = [r.getMessage() for r in caplog.records][-1]
+        assert "0 s left" not in first and "from the cache" in first
+        bar.computed_seconds = 0.0
+        bar.step(cached=False)
+        bar.computed_seconds = 2.0  # one computed item took 2 s: 4 items left take about 8 s
+        assert bar.eta() == pytest.approx(8.0)
 
 
 def test_archs_from_a_file_score_exactly_those_archs(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def _run(tmp_path: Path, *args: str, timeout: int = 600) -> subprocess.Completed
 
 def test_the_default_config_is_the_real_benchmark() -> None:
     cfg = make_cfg([])
-    assert (cfg.search_space.name, cfg.search_space.C, cfg.search_space.N) == ("nasbench201", 16, 5)
+    assert (cfg.search_space.name, cfg.search_space.kwargs.C, cfg.search_space.kwargs.N) == ("nasbench201", 16, 5)
     assert cfg.search_space.benchmark.table.startswith("pkg://")
     assert cfg.dataset.name == "cifar10_probe" and cfg.dataset.path.startswith("pkg://")
     assert cfg.dataset.benchmark_key == "cifar10" and cfg.dataset.probe_only

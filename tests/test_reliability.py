@@ -22,7 +22,7 @@ from ntkexp.ntk import NTKConfig, empirical_ntk
 from ntkexp.ntk import engine as engine_module
 from ntkexp.registry import UnknownNameError
 from ntkexp.spaces import NASBench201
-from ntkexp.tasks.common import build_setup
+from ntkexp.scoring import RunContext, choose_archs
 
 from .conftest import DIGITS_TABLE, ROOT, TINY, make_cfg
 
@@ -143,10 +143,7 @@ def test_fuzzed_overrides_are_accepted_or_refused_cleanly(tmp_path: Path, overri
     try:
         check_group_overrides(args, CONF)  # what run.py does before Hydra composes
         cfg = make_cfg(TINY + args, tmp_path)
-        setup = build_setup(cfg)
-        from ntkexp.tasks.correlate import choose_archs
-
-        choose_archs(cfg, setup)
+        choose_archs(RunContext.build(cfg))
     except CLEAN_ERRORS:
         return
 

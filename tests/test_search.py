@@ -11,7 +11,8 @@ import pytest
 
 from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
 from ntkexp.main import run
-from ntkexp.search import SEARCH_ALGOS, SearchAlgoConfig, SearchContext, SearchScorer
+from ntkexp.config import SearchAlgoConfig
+from ntkexp.search import SEARCH_ALGOS, Guide, OracleScorer, SearchContext
 from ntkexp.spaces import NASBench201
 
 from .conftest import DIGITS, DIGITS_TABLE, make_cfg, shared
@@ -20,24 +21,23 @@ GT = load_ground_truth(BenchmarkConfig(table=str(DIGITS_TABLE)))
 SPACE = NASBench201(C=8, N=1)
 
 
-def _oracle_search(name: str, seed: int, budget: int = 30) -> tuple[SearchContext, str, SearchScorer]:
-    scorer = SearchScorer(None, ["oracle"], ground_truth=GT, accuracy_key="digits")
+def _oracle_search(name: str, seed: int, budget: int = 30) -> tuple[SearchContext, str, OracleScorer]:
+    scorer = OracleScorer(GT, "digits")
     ctx = SearchContext(SPACE, scorer, SearchAlgoConfig(name=name, budget_evals=budget), seed, GT, "digits",
                         candidates=GT.archs())
     return ctx, SEARCH_ALGOS.get(name)(ctx), scorer
 
 
-class CountingScorer(SearchScorer):
+class CountingScorer(OracleScorer):
     """Counts how often each arch reaches the underlying scoring."""
 
     def __init__(self) -> None:
-        super().__init__(None, ["oracle"], ground_truth=GT, accuracy_key="digits")
+        super().__init__(GT, "digits")
         self.per_arch: dict[str, int] = {}
 
-    def evaluate(self, arch: str) -> dict[str, float]:
-        if arch not in self.values:
-            self.per_arch[arch] = self.per_arch.get(arch, 0) + 1
-        return super().evaluate(arch)
+    def _score(self, arch: str) -> tuple[dict[str, float], float, float]:
+        self.per_arch[arch] = self.per_arch.get(arch, 0) + 1
+        return super()._score(arch)
 
 
 @pytest.mark.parametrize("name", ["random", "rea", "reinforce"])
@@ -60,7 +60,7 @@ def test_rea_with_the_oracle_is_at_least_as_good_as_random_search_on_nb201() -> 
     space = NASBench201()
 
     def best(name: str, seed: int) -> float:
-        scorer = SearchScorer(None, ["oracle"], ground_truth=full, accuracy_key="cifar10")
+        scorer = OracleScorer(full, "cifar10")
         ctx = SearchContext(space, scorer, SearchAlgoConfig(name=name, budget_evals=100), seed, full, "cifar10")
         return float(full.accuracy([SEARCH_ALGOS.get(name)(ctx)], "cifar10")[0])
 
@@ -82,12 +82,11 @@ def test_restricted_mutation_stays_in_the_benchmark_and_moves() -> None:
     for arch in list(archs)[:20]:
         child = ctx.mutate(arch)
         assert child in archs and child != arch
-        assert ctx.project(arch) == arch
+        assert ctx.from_code(SPACE.encode(arch)) == arch
 
 
 def test_unrestricted_rea_mutates_in_the_whole_space() -> None:
-    scorer = SearchScorer(None, ["oracle"], ground_truth=GT, accuracy_key="digits")
-    ctx = SearchContext(SPACE, scorer, SearchAlgoConfig(budget_evals=5), 0)
+    ctx = SearchContext(SPACE, OracleScorer(GT, "digits"), SearchAlgoConfig(budget_evals=5), 0)
     child = ctx.mutate(SPACE.arch_of(0))
     assert sum(a != b for a, b in zip(SPACE.encode(child), SPACE.encode(SPACE.arch_of(0)))) == 1
 
@@ -120,28 +119,23 @@ def test_search_with_a_metric_combination(tmp_path: Path) -> None:
     cfg = make_cfg(["task=search", "metric=ntk_score", "search_algo.budget_evals=6", "ntk.batch_size=8",
                     "logger=csv", "threads=1"], tmp_path)
     summary = run(cfg)
-    assert summary["components"] == ["s_t", "s_e", "s_g"] and summary["rule"] == "borda"
+    assert summary["components"] == ["s_t", "s_e", "s_g"] and summary["metric"] == "ntk_score"
 
 
 def test_a_metric_guided_search_logs_its_progress(caplog: pytest.LogCaptureFixture) -> None:
-    class MetricLike(SearchScorer):  # scores like a metric (not free), values taken from the table
-        def __init__(self) -> None:
-            super().__init__(None, ["oracle"], ground_truth=GT, accuracy_key="digits")
-            self.oracle = False
+    class MetricLike(OracleScorer):  # scores like a metric (not free, 1 s each), values taken from the table
+        free = False
 
-        def evaluate(self, arch: str) -> dict[str, float]:
-            if arch not in self.values:
-                self.values[arch] = {"oracle": float(GT.accuracy([arch], "digits")[0])}
-                self.cost.evaluations += 1
-            return self.values[arch]
+        def _score(self, arch: str) -> tuple[dict[str, float], float, float]:
+            return super()._score(arch)[0], 1.0, 1.0
 
-    ctx = SearchContext(SPACE, MetricLike(), SearchAlgoConfig(name="random", budget_evals=20), 0, GT, "digits",
+    ctx = SearchContext(SPACE, MetricLike(GT, "digits"), SearchAlgoConfig(name="random", budget_evals=20), 0, GT, "digits",
                         candidates=GT.archs(), label="random+demo")
     with caplog.at_level("INFO", logger="ntkexp"):
         SEARCH_ALGOS.get("random")(ctx)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("random+demo:")]
-    assert len(lines) == 10 and "20/20 archs evaluated" in lines[-1] and "best so far" in lines[-1]
+    assert len(lines) == 10 and "20/20 done" in lines[-1] and "best so far" in lines[-1]
     caplog.clear()
     with caplog.at_level("INFO", logger="ntkexp"):  # the oracle costs nothing: no progress lines
         _oracle_search("random", 0, budget=20)
-    assert not [r for r in caplog.records if "archs evaluated" in r.getMessage()]
+    assert not [r for r in caplog.records if "done" in r.getMessage()]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ntkexp.tasks.common import ArchScorer, build_setup
+from ntkexp.scoring import ArchScorer, RunContext
 from ntkexp.train import kernel_correlation, relative_change
 
 from .conftest import DIGITS, make_cfg
@@ -19,25 +19,26 @@ SMALL = [*DIGITS, "ntk.batch_size=8", "logger=csv", "task.progress=false", "thre
 
 
 def _scorer(tmp_path: Path, extra: list[str] = ()) -> ArchScorer:
-    return ArchScorer(build_setup(make_cfg(SMALL + list(extra), tmp_path), need_ground_truth=False))
+    return ArchScorer(RunContext.build(make_cfg(SMALL + list(extra), tmp_path), need_ground_truth=False))
 
 
 def test_epoch_zero_of_the_tracker_equals_the_at_init_score(tmp_path: Path) -> None:
     at_init = _scorer(tmp_path / "a").score(ARCH)
-    tracker = _scorer(tmp_path / "b", ["metric.train_epochs=1"]).tracked(ARCH, [1])
-    epoch0 = [r for r in tracker.records if r["epoch"] == 0][0]
+    tracked = _scorer(tmp_path / "b").track(ARCH, [1])
+    epoch0 = [r for r in tracked.records if r["epoch"] == 0][0]
     for name in ("lga", "fnorm", "mean", "ncn"):
-        assert epoch0[name] == at_init[name]
+        assert epoch0[name] == at_init.values[name]
     assert epoch0["kernel_corr"] == pytest.approx(1.0, abs=1e-12)
     assert epoch0["kernel_rel_diff"] == 0.0
 
 
 def test_training_moves_the_kernel(tmp_path: Path) -> None:
-    tracker = _scorer(tmp_path, ["metric.train_epochs=2"]).tracked(ARCH, [1, 2])
-    assert [r["epoch"] for r in tracker.records] == [0, 1, 2]
-    assert tracker.records[2]["kernel_rel_diff"] > 1e-3
-    assert tracker.records[2]["kernel_corr"] < 1.0
-    assert np.isfinite(tracker.records[1]["train_loss"])
+    tracked = _scorer(tmp_path).track(ARCH, [1, 2])
+    records = tracked.records
+    assert [r["epoch"] for r in records] == [0, 1, 2]
+    assert records[2]["kernel_rel_diff"] > 1e-3
+    assert records[2]["kernel_corr"] < 1.0
+    assert np.isfinite(records[1]["train_loss"])
 
 
 def test_lga3_resumed_from_cached_lga1_equals_a_straight_run(tmp_path: Path) -> None:
@@ -47,11 +48,31 @@ def test_lga3_resumed_from_cached_lga1_equals_a_straight_run(tmp_path: Path) -> 
     assert ckpt_dir is not None and (ckpt_dir / "epoch_1.ckpt").exists()
     three = _scorer(tmp_path / "resumed", ["metric.train_epochs=3"])
     assert three.checkpoint_dir(ARCH) == ckpt_dir  # the same training run, further along
-    row_resumed = three.score(ARCH)
-    assert (ckpt_dir / "epoch_3.ckpt").exists()
-    row_straight = _scorer(tmp_path / "straight", ["metric.train_epochs=3"]).score(ARCH)
-    for name in ("lga", "fnorm", "mean", "ncn", "kernel_corr", "kernel_rel_diff", "train_loss"):
-        assert row_resumed[name] == row_straight[name], name
+    resumed_3 = three.score(ARCH)
+    assert (ckpt_dir / "epoch_3.ckpt").exists() and not resumed_3.cached
+    straight_3 = _scorer(tmp_path / "straight", ["metric.train_epochs=3"]).score(ARCH)
+    assert resumed_3.values == straight_3.values and resumed_3.extra == straight_3.extra
+    # kernel tracking reuses the same kept states: its epoch-3 metrics are those of LGA_3
+    tracked = _scorer(tmp_path / "resumed").track(ARCH, [1, 3])
+    at_3 = [r for r in tracked.records if r["epoch"] == 3][0]
+    assert all(at_3[n] == straight_3.values[n] for n in ("lga", "fnorm", "mean", "ncn"))
+    assert np.isfinite(at_3["kernel_corr"])
+
+
+def test_scoring_after_training_pays_for_no_epoch_zero_kernel(tmp_path: Path, monkeypatch) -> None:
+    """LGA_t measures the network at epoch t only (no NTK at initialisation charged to it)."""
+    from ntkexp.train import tracking
+
+    epochs_measured: list[int] = []
+    original = tracking.KernelTracker.measure
+
+    def spy(self, model, epoch, extra=None):  # type: ignore[no-untyped-def]
+        epochs_measured.append(epoch)
+        return original(self, model, epoch, extra)
+
+    monkeypatch.setattr(tracking.KernelTracker, "measure", spy)
+    record = _scorer(tmp_path, ["metric.train_epochs=1", "use_cache=false"]).score(ARCH)
+    assert epochs_measured == [1] and set(record.extra) == {"train_loss", "train_acc"}
 
 
 def test_kernel_comparison_helpers() -> None:

@@ -15,7 +15,8 @@ from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
 from ntkexp.data import MissingFileError
 from ntkexp.main import run
 from ntkexp.ntk import NTKConfig, empirical_ntk
-from ntkexp.spaces import SPACES, InvalidArchError, NASBench101, NDSSpace, build_space
+from ntkexp.scoring import build_space
+from ntkexp.spaces import SPACES, InvalidArchError, NASBench101, NDSSpace
 from ntkexp.spaces.nasbench101 import from_official, module_hash
 from ntkexp.spaces.nds import SPACE_OPS, parse_genotype
 
@@ -32,7 +33,7 @@ SMALL = {"nasbench101": dict(stem_channels=8, num_stacks=2, cells_per_stack=1),
 
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_twenty_random_archs_build_step_and_give_an_ntk(name: str) -> None:
-    space = build_space(name, **SMALL[name])
+    space = build_space(name, SMALL[name])
     rng = np.random.default_rng(0)
     archs: set[str] = set()
     for _ in range(500):

@@ -1,7 +1,9 @@
 """Per-arch final accuracies of a benchmark, as one compact table.
 
-A table has an ``arch_str`` column (the space's canonical arch string), optionally ``arch_index``, and one accuracy
-column per data set (``cifar10``, ``cifar100``, ``ImageNet16-120``, ``digits``, ...), in percent. It is read from
+A table has an ``arch_str`` column (the space's canonical arch string), optionally ``arch_index``, and one final
+accuracy column per data set (``cifar10``, ``cifar100``, ``ImageNet16-120``, ...), in percent. Other columns follow a
+naming rule: ``<key>_valid`` a final validation accuracy, ``<key>_valid_12ep`` one after a 12-epoch schedule,
+``*_seconds`` times, ``params``/``params_mb`` sizes; only the final accuracies count as the benchmark's data sets. It is read from
 CSV or parquet. Known third-party layouts are renamed on reading (e.g. the NATS-Bench landscape CSV's
 ``CIFAR10TestAccuracy200Epochs`` -> ``cifar10``).
 
@@ -32,6 +34,8 @@ ALIASES = {
     "index": "arch_index",
 }
 NB201_DATASETS = {"cifar10": "ori-test", "cifar100": "x-test", "ImageNet16-120": "x-test"}
+METADATA = {"arch_str", "arch_index", "UniqueString", "hash", "params", "params_mb", "n_seeds", "train_seconds"}
+NOT_FINAL = ("_valid", "_12ep", "_seconds", "_mb")
 
 
 @dataclass
@@ -69,7 +73,17 @@ class GroundTruth:
 
     @property
     def columns(self) -> list[str]:
-        return [c for c in self.frame.columns if c not in ("arch_str", "arch_index", "UniqueString")]
+        """Every data column (accuracies of any kind, times, sizes)."""
+        return [c for c in self.frame.columns if c not in ("arch_str", "arch_index", "UniqueString", "hash")]
+
+    @property
+    def datasets(self) -> list[str]:
+        """The final-accuracy columns: the benchmark's data sets (see the module docstring)."""
+        return [c for c in self.columns if c not in METADATA and not c.endswith(NOT_FINAL)]
+
+    def provenance(self) -> dict[str, object]:
+        """Where the ground truth came from and how much of it there is (written to every summary)."""
+        return {"label": self.label, "path": self.path, "rows": len(self.frame), "datasets": self.datasets}
 
     def archs(self) -> list[str]:
         return list(self.frame["arch_str"])
@@ -124,7 +138,7 @@ def convert_nats_tss(source: Path, out: Path) -> pd.DataFrame:
     if not rows:
         raise MissingFileError(f"{source} holds no per-arch NATS files (000000.pickle.pbz2, ...)")
     frame = pd.DataFrame(rows)
-    _write_table(frame, out)
+    write_table(frame, out)
     return frame
 
 
@@ -152,11 +166,12 @@ def convert_nb201_pth(source: Path, out: Path) -> pd.DataFrame:
             row[ds] = float(np.mean([r.get_eval(split)["accuracy"] for r in results.values()]))
         rows.append(row)
     frame = pd.DataFrame(rows)
-    _write_table(frame, out)
+    write_table(frame, out)
     return frame
 
 
-def _write_table(frame: pd.DataFrame, out: Path) -> None:
+def write_table(frame: pd.DataFrame, out: Path) -> None:
+    """``frame`` as the compact table ``out`` (parquet or CSV by its suffix), all or nothing."""
     with atomic_write(out) as tmp:
         if out.suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
@@ -178,10 +193,6 @@ def register_converter(name: str) -> Callable[[Callable[[Path, Path], pd.DataFra
 
 register_converter("nats_tss")(convert_nats_tss)
 register_converter("nb201_pth")(convert_nb201_pth)
-
-
-def write_table(frame: pd.DataFrame, out: Path) -> None:
-    _write_table(frame, out)
 
 
 def load_ground_truth(cfg: BenchmarkConfig) -> GroundTruth:

@@ -15,7 +15,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from ntkexp.data.sources import DataSplit, load_arrays
 
@@ -89,27 +89,35 @@ def augment_batch(x: torch.Tensor, padding: int, flip: bool, generator: torch.Ge
 class TensorBatches:
     """An epoch of shuffled, augmented batches sliced from tensors (on any device).
 
-    The order and augmentation of epoch ``e`` depend only on (seed, e), where ``epoch_fn`` tells the current epoch
-    (the Lightning trainer's), so a run resumed from a checkpoint sees exactly the batches an unbroken run sees.
+    An epoch is ``epoch_images`` images (default: the whole split once): as many reshuffled passes over the data as
+    that takes, cut at that count. The order and augmentation of epoch ``e`` depend only on (seed, e), where
+    ``epoch_fn`` tells the current epoch (the Lightning trainer's), so a run resumed from a checkpoint sees exactly
+    the batches an unbroken run sees.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, cfg: DataConfig | None, seed: int,
-                 shuffle: bool = True, epoch_fn: Callable[[], int] | None = None) -> None:
+                 shuffle: bool = True, epoch_fn: Callable[[], int] | None = None,
+                 epoch_images: int | None = None) -> None:
         self.x, self.y, self.batch_size, self.cfg, self.shuffle = x, y, batch_size, cfg, shuffle
         self.seed, self.epoch_fn, self._epochs_started = seed, epoch_fn, 0
+        self.epoch_images = epoch_images or len(y)
         self.generator = torch.Generator()
 
     def __len__(self) -> int:
-        return (len(self.y) + self.batch_size - 1) // self.batch_size
+        return (self.epoch_images + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch = self.epoch_fn() if self.epoch_fn is not None else self._epochs_started
         self._epochs_started += 1
         self.generator.manual_seed(self.seed * 1_000_003 + epoch)
-        n = len(self.y)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        n, total = len(self.y), self.epoch_images
+        passes = -(-total // n)
+        if self.shuffle:
+            order = torch.cat([torch.randperm(n, generator=self.generator) for _ in range(passes)])[:total]
+        else:
+            order = torch.arange(n).repeat(passes)[:total]
         order = order.to(self.x.device)
-        for start in range(0, n, self.batch_size):
+        for start in range(0, total, self.batch_size):
             idx = order[start : start + self.batch_size]
             xb = self.x[idx]
             if self.cfg is not None and self.cfg.augment:
@@ -120,11 +128,12 @@ class TensorBatches:
 class ArrayDataModule(L.LightningDataModule):
     """Train/test splits of one data set, normalised with the benchmark's mean and std."""
 
-    def __init__(self, cfg: DataConfig, seed: int = 0, device: str | torch.device = "cpu") -> None:
+    def __init__(self, cfg: DataConfig, seed: int = 0, device: str | torch.device = "cpu",
+                 epoch_images: int | None = None) -> None:
         super().__init__()
         if cfg.loader not in ("tensor", "dataloader"):
             raise ValueError(f"dataset.loader must be 'tensor' or 'dataloader', got {cfg.loader!r}")
-        self.cfg, self.seed, self.device = cfg, seed, torch.device(device)
+        self.cfg, self.seed, self.device, self.epoch_images = cfg, seed, torch.device(device), epoch_images
         self._train: tuple[torch.Tensor, torch.Tensor] | None = None
         self._test: tuple[torch.Tensor, torch.Tensor] | None = None
         self._aug_generator = torch.Generator().manual_seed(seed)
@@ -172,9 +181,11 @@ class ArrayDataModule(L.LightningDataModule):
         x, y = self.train_tensors
         if self.cfg.loader == "dataloader":
             gen = torch.Generator().manual_seed(self.seed)
-            return DataLoader(TensorDataset(x.cpu(), y.cpu()), batch_size=self.cfg.batch_size, shuffle=True,
-                              generator=gen, collate_fn=self._collate_augment)
-        return TensorBatches(x, y, self.cfg.batch_size, self.cfg, self.seed, epoch_fn=self._current_epoch)
+            sampler = RandomSampler(range(len(y)), num_samples=self.epoch_images or len(y), generator=gen)
+            return DataLoader(TensorDataset(x.cpu(), y.cpu()), batch_size=self.cfg.batch_size, sampler=sampler,
+                              collate_fn=self._collate_augment)
+        return TensorBatches(x, y, self.cfg.batch_size, self.cfg, self.seed, epoch_fn=self._current_epoch,
+                             epoch_images=self.epoch_images)
 
     def _current_epoch(self) -> int:
         trainer = getattr(self, "trainer", None)
@@ -191,8 +202,7 @@ class ArrayDataModule(L.LightningDataModule):
         x, y = self.test_tensors
         return TensorBatches(x, y, max(self.cfg.batch_size, 512), None, 0, shuffle=False)
 
-    val_dataloader = test_dataloader
 
-
-def build_datamodule(cfg: DataConfig, seed: int = 0, device: str | torch.device = "cpu") -> ArrayDataModule:
-    return ArrayDataModule(cfg, seed=seed, device=device)
+def build_datamodule(cfg: DataConfig, seed: int = 0, device: str | torch.device = "cpu",
+                     epoch_images: int | None = None) -> ArrayDataModule:
+    return ArrayDataModule(cfg, seed=seed, device=device, epoch_images=epoch_images)

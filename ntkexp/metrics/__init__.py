@@ -1,14 +1,22 @@
-"""Metric registry. Importing this package registers every metric; this is the one list of metric modules."""
+"""Metric registry. Importing this package registers every metric and combination; this is the one list of metric
+modules (a new metric is one module here plus one ``conf/metric/<name>.yaml``)."""
 
-from ntkexp.metrics import gradsign, ntk_metrics, ntk_score, tegnas, zero_cost  # noqa: F401  (registration)
-from ntkexp.metrics.base import (
-    METRICS,
-    MetricContext,
-    compute_metrics,
-    oriented_for_ranking,
-    register_metric,
+from ntkexp.metrics.base import METRICS, NEEDS, Metric, MetricContext, compute_metrics, oriented, register_metric
+from ntkexp.metrics.combine import (
+    ALL,
+    COMBINATIONS,
+    Combination,
+    MetricSelection,
+    borda_count,
+    combine,
+    direction_of,
+    expand,
+    register_combination,
+    sum_of_ranks,
+    traits,
 )
-from ntkexp.metrics.combine import COMBINATIONS, borda_count, combine, direction_of, expand, sum_of_ranks
+from ntkexp.metrics import gradsign, ntk_metrics, ntk_score, tegnas, zero_cost  # noqa: E402,F401  (registration)
 
-__all__ = ["COMBINATIONS", "METRICS", "MetricContext", "borda_count", "combine", "compute_metrics", "direction_of", "expand",
-           "oriented_for_ranking", "register_metric", "sum_of_ranks"]
+__all__ = ["ALL", "COMBINATIONS", "Combination", "METRICS", "Metric", "MetricContext", "MetricSelection", "NEEDS",
+           "borda_count", "combine", "compute_metrics", "direction_of", "expand", "oriented", "register_combination",
+           "register_metric", "sum_of_ranks", "traits"]

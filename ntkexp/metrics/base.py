@@ -1,53 +1,104 @@
 """The metric registry, the per-arch context metrics read from, and the policy for degenerate architectures.
 
-A metric is a function ``(ctx: MetricContext) -> float`` registered with :func:`register_metric`, declaring its
-``direction`` (+1: larger predicts higher accuracy, -1: smaller does). Metrics that share the NTK read it from
-``ctx.ntk()``, which is computed once per arch however many metrics ask for it.
+A metric is a function ``(ctx: MetricContext) -> float`` registered with :func:`register_metric`, which declares
+everything the rest of ntkexp needs to know about it:
 
-Degenerate architectures (policy, applied by :func:`finalize` and by the correlation code):
+* ``direction``: +1 when a larger value predicts higher accuracy, -1 when a smaller one does;
+* ``needs``: the shared computations it reads, from :data:`NEEDS` (checked when it registers; empty for a metric
+  that shares nothing); those that use a held-out batch make the scorer draw one;
+* ``log_axis``: whether its values span orders of magnitude (plots use a log axis);
+* ``keep_infinite``: whether an infinite value is a meaningful score (a singular kernel's condition number) rather
+  than an undefined one.
 
-* a metric value that is NaN or +-inf is kept as NaN and flagged ``nonfinite:<metric>``;
+Metrics that share a computation read it through ``ctx`` (``ctx.ntk()``, ``ctx.eigenvalues()``, ``ctx.cached``), so
+it is done once per arch however many metrics ask for it.
+
+Degenerate architectures (policy, applied by :func:`compute_metrics` and by the correlation code):
+
+* a NaN value, or an infinite one of a metric without ``keep_infinite``, becomes NaN and is flagged
+  ``nonfinite:<metric>``; an infinite value of a ``keep_infinite`` metric is kept and flagged the same way;
 * an all-zero kernel (no gradient reaches any selected parameter, e.g. an all-``none`` cell) is flagged
   ``zero_kernel``; metrics on it that are undefined become NaN;
 * a numerically singular or indefinite kernel (lambda_min <= ``SINGULAR_RTOL`` * lambda_max) is flagged
   ``singular``; its condition number is +inf (NCN -inf);
 * an exception while building, initialising or scoring one arch is flagged ``error:<Type>`` with all its metrics
-  NaN, and the run goes on.
+  NaN, and the run goes on (``ntkexp.scoring``).
 
-For rank correlation and search every flagged-as-undefined score counts as the worst score (ties among themselves),
-never as a crash.
+For rank correlation and search every undefined score counts as the worst score (ties among themselves), never as
+a crash: :func:`oriented` is the one place that says how.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from ntkexp.ntk import NTKConfig, NTKResult, empirical_ntk
-from ntkexp.registry import Registry, decorator
+from ntkexp.ntk import NTKConfig, NTKResult, bn_convention, empirical_ntk
+from ntkexp.registry import Registry
 
 SINGULAR_RTOL = 1e-12
 
+#: the shared computations a metric may declare, each with whether it needs a held-out batch
+NEEDS: dict[str, bool] = {
+    "ntk": False,  # the NTK of the probe batch (and its eigenvalues)
+    "joint_kernel": True,  # the NTK over [probe batch; held-out batch]
+    "joint_kernel_last_layer": True,  # the same, for the last layer's parameters only
+    "activation_codes": False,  # the ReLU activation patterns of the probe inputs
+    "loss_gradients": False,  # one backward pass of the batch loss (weights, gradients, layer activations)
+    "per_sample_loss_gradients": False,  # the per-sample loss gradients (rows of the Jacobian engine)
+}
 
-class MetricFn(Protocol):
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric: the function and its declared traits (see the module docstring)."""
+
+    name: str
+    fn: Callable[["MetricContext"], float]
     direction: int
     needs: tuple[str, ...]
+    log_axis: bool = False
+    keep_infinite: bool = False
 
-    def __call__(self, ctx: "MetricContext") -> float: ...
+    def __call__(self, ctx: "MetricContext") -> float:
+        return self.fn(ctx)
+
+    @property
+    def needs_held_out(self) -> bool:
+        return any(NEEDS[n] for n in self.needs)
 
 
-METRICS: Registry[MetricFn] = Registry("metric")
+METRICS: Registry[Metric] = Registry("metric")
 
 
-def register_metric(name: str, direction: int, needs: tuple[str, ...] = ("ntk",)) -> Callable[[Any], Any]:
-    """Register ``fn(ctx) -> float`` as metric ``name``; ``needs`` names the shared computations it uses."""
+def register_metric(name: str, direction: int, needs: tuple[str, ...] = ("ntk",), *, log_axis: bool = False,
+                    keep_infinite: bool = False) -> Callable[[Callable[["MetricContext"], float]], Metric]:
+    """Register ``fn(ctx) -> float`` as metric ``name`` with its traits; returns the :class:`Metric`."""
     if direction not in (1, -1):
-        raise ValueError("direction must be +1 or -1")
-    return decorator(METRICS, name, direction=direction, needs=needs, metric_name=name)
+        raise ValueError(f"metric {name!r}: direction must be +1 or -1, got {direction!r}")
+    needs = tuple(needs)
+    unknown = [n for n in needs if n not in NEEDS]
+    if unknown:
+        raise ValueError(f"metric {name!r} declares unknown needs {unknown}; known needs: {', '.join(NEEDS)}")
+
+    def wrap(fn: Callable[["MetricContext"], float]) -> Metric:
+        metric = Metric(name, fn, direction, needs, log_axis, keep_infinite)
+        METRICS.register(name, metric)
+        return metric
+
+    return wrap
+
+
+def oriented(values: Any, direction: int) -> np.ndarray:
+    """``direction * values`` as float64 (higher is better), with NaN (undefined) mapped to -inf so that it ranks
+    worst; +-inf keep their meaning."""
+    out = direction * np.asarray(values, dtype=np.float64)
+    return np.where(np.isnan(out), -np.inf, out)
 
 
 @dataclass
@@ -55,9 +106,9 @@ class MetricContext:
     """Everything a metric may need about one initialised (or trained) network and the probe batch.
 
     Shared computations are cached here, so metrics that share them cost one pass: the NTK of the probe batch
-    (``ntk``, ``eigenvalues``), joint train/held-out kernels (``joint_kernel``), ReLU activation patterns
-    (``activation_codes``) and the batch-loss gradients (``loss_gradients``). ``x_test``/``y_test`` is a held-out
-    batch (from the test split) for the kernel-regression metrics.
+    (``ntk``, ``eigenvalues``) and whatever a metric module computes through :meth:`cached` (joint kernels,
+    activation patterns, loss gradients). ``x_test``/``y_test`` is a held-out batch (from the test split) for the
+    kernel-regression metrics.
     """
 
     model: nn.Module
@@ -83,6 +134,18 @@ class MetricContext:
             raise ValueError("this metric needs a held-out batch (x_test, y_test), but none was given")
         return self.x_test, self.y_test
 
+    @property
+    def batch_bn_mode(self) -> str:
+        """The BN mode for computations on the batch as a whole (a batch loss, one forward pass): the NTK's mode,
+        with per-sample BN counted as train mode (a batch loss has no per-sample statistics)."""
+        return "eval" if self.ntk_cfg.bn_mode == "eval" else "train"
+
+    @contextlib.contextmanager
+    def batch_mode(self) -> Iterator[None]:
+        """The network in :attr:`batch_bn_mode` (BN running statistics untouched) for the block."""
+        with bn_convention(self.model, self.batch_bn_mode):
+            yield
+
     def ntk(self) -> NTKResult:
         if self._ntk is None:
             self._ntk = empirical_ntk(self.model, self.x, self.ntk_cfg)
@@ -107,16 +170,11 @@ def compute_metrics(names: list[str], ctx: MetricContext) -> dict[str, float]:
     """Every metric in ``names`` for one context; shared work (the NTK) is done once."""
     values: dict[str, float] = {}
     for name in names:
-        fn = METRICS.get(name)
-        value = float(fn(ctx))
+        metric = METRICS.get(name)
+        value = float(metric(ctx))
         if not np.isfinite(value):
             ctx.flags.add(f"nonfinite:{name}")
-            value = float("nan") if np.isnan(value) or name not in ("ncn", "cond") else value
+            if np.isnan(value) or not metric.keep_infinite:
+                value = float("nan")
         values[name] = value
     return values
-
-
-def oriented_for_ranking(values: np.ndarray, direction: int) -> np.ndarray:
-    """direction * value, with NaN (undefined) mapped to -inf so it ranks worst; +-inf keep their meaning."""
-    out = direction * np.asarray(values, dtype=np.float64)
-    return np.where(np.isnan(out), -np.inf, out)

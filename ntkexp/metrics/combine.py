@@ -1,32 +1,62 @@
 """Rank aggregation over several metrics: sum of ranks (TEG-NAS) and Borda count (NTK-score), with ties.
 
-A combination is not computed per arch but over a set of scored archs; ``COMBINATIONS`` names the ones a config may
-ask for next to ordinary metrics (``metric.names: [tegnas]``), with their components and rule.
+A combination is not computed per arch but over a set of scored archs. It is registered next to its components
+(``register_combination`` in ``tegnas.py`` and ``ntk_score.py``) and may be asked for like a metric
+(``metric.names: [tegnas]``). The name ``all`` asks for every registered metric and combination.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 from scipy.stats import rankdata
 
-from ntkexp.metrics.base import METRICS, oriented_for_ranking
+from ntkexp.metrics.base import METRICS, Metric, oriented
+from ntkexp.registry import Registry
 
-COMBINATIONS: dict[str, tuple[tuple[str, ...], str]] = {
-    "tegnas": (("cond", "linear_regions", "ntk_mse"), "sum_of_ranks"),
-    "ntk_score": (("s_t", "s_e", "s_g"), "borda"),
-}
+RULES = ("sum_of_ranks", "borda")
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class Combination:
+    """A rank combination of per-arch metrics; higher combined values are better."""
+
+    name: str
+    components: tuple[str, ...]
+    rule: str
+    direction: int = 1
+    log_axis: bool = False
+    keep_infinite: bool = False
+
+
+COMBINATIONS: Registry[Combination] = Registry("metric combination")
+
+
+def register_combination(name: str, components: tuple[str, ...], rule: str) -> Combination:
+    if rule not in RULES:
+        raise ValueError(f"combination {name!r}: rule must be one of {RULES}, got {rule!r}")
+    if name in METRICS:
+        raise ValueError(f"combination {name!r} has the name of a metric")
+    return COMBINATIONS.register(name, Combination(name, tuple(components), rule))
+
+
+def traits(name: str) -> Combination | Metric:
+    """The registered metric or combination called ``name`` (both carry ``direction``, ``log_axis`` and
+    ``keep_infinite``)."""
+    return COMBINATIONS.get(name) if name in COMBINATIONS else METRICS.get(name)
 
 
 def direction_of(name: str) -> int:
     """+1 for combinations (a higher combined rank is better), else the metric's declared direction."""
-    return 1 if name in COMBINATIONS else METRICS.get(name).direction
+    return int(traits(name).direction)
 
 
 def ranks(values: np.ndarray, direction: int, ties: str = "average") -> np.ndarray:
     """1 = worst ... n = best, after orienting by ``direction``; undefined values rank worst."""
-    return rankdata(oriented_for_ranking(values, direction), method=ties)
+    return rankdata(oriented(values, direction), method=ties)
 
 
 def sum_of_ranks(columns: Mapping[str, np.ndarray], ties: str = "average") -> np.ndarray:
@@ -41,21 +71,56 @@ def borda_count(columns: Mapping[str, np.ndarray], ties: str = "average") -> np.
 
 
 def combine(name: str, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-    components, rule = COMBINATIONS[name]
-    picked = {c: np.asarray(columns[c], dtype=np.float64) for c in components}
-    return sum_of_ranks(picked) if rule == "sum_of_ranks" else borda_count(picked)
+    """The combination ``name`` over a set of archs, from its components' columns."""
+    combo = COMBINATIONS.get(name)
+    picked = {c: np.asarray(columns[c], dtype=np.float64) for c in combo.components}
+    return sum_of_ranks(picked) if combo.rule == "sum_of_ranks" else borda_count(picked)
 
 
-def expand(names: list[str]) -> tuple[list[str], list[str]]:
-    """(per-arch metrics to compute, combinations to form) for the requested names."""
+@dataclass(frozen=True)
+class MetricSelection:
+    """What a run computes: per-arch ``metrics`` (each once, in order) and the ``combinations`` formed over the
+    scored set; ``primary`` is the first name asked for (what a search optimises)."""
+
+    metrics: tuple[str, ...]
+    combinations: tuple[str, ...]
+    primary: str
+
+    @property
+    def names(self) -> list[str]:
+        """Every reported score: the metrics, then the combinations."""
+        return [*self.metrics, *self.combinations]
+
+    @property
+    def needs_held_out(self) -> bool:
+        return any(METRICS.get(n).needs_held_out for n in self.metrics)
+
+
+def expand(names: list[str]) -> MetricSelection:
+    """The selection for the requested names (``all``: every registered metric and combination); an unknown name
+    fails listing the valid ones."""
+    names = list(names)
+    if not names:
+        raise ValueError(f"metric.names is empty; valid metrics: {', '.join(METRICS.names() + COMBINATIONS.names())}")
+    if ALL in names:
+        names = [n for n in names if n != ALL] + METRICS.names() + COMBINATIONS.names()
     metrics: list[str] = []
     combos: list[str] = []
+
+    def add(name: str) -> None:
+        if name not in metrics:
+            metrics.append(name)
+
     for name in names:
         if name in COMBINATIONS:
-            combos.append(name)
-            metrics.extend(c for c in COMBINATIONS[name][0] if c not in metrics)
+            if name not in combos:
+                combos.append(name)
+            for component in COMBINATIONS.get(name).components:
+                METRICS.get(component)
+                add(component)
+        elif name in METRICS:
+            add(name)
         else:
-            METRICS.get(name)
-            if name not in metrics:
-                metrics.append(name)
-    return metrics, combos
+            raise ValueError(f"unknown metric {name!r}; valid metrics: "
+                             f"{', '.join(METRICS.names() + COMBINATIONS.names() + [ALL])}")
+    return MetricSelection(tuple(metrics), tuple(combos), names[0])

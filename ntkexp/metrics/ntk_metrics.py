@@ -45,19 +45,19 @@ def condition_number(eig: torch.Tensor) -> float:
     return lmax / lmin
 
 
-@register_metric("fnorm", direction=+1)
+@register_metric("fnorm", direction=+1, log_axis=True)
 def fnorm(ctx: MetricContext) -> float:
     """Frobenius norm of the NTK."""
     return float(torch.linalg.norm(ctx.ntk().kernel))
 
 
-@register_metric("mean", direction=+1)
+@register_metric("mean", direction=+1, log_axis=True)
 def mean(ctx: MetricContext) -> float:
     """Mean of all NTK entries (KNAS)."""
     return float(ctx.ntk().kernel.mean())
 
 
-@register_metric("cond", direction=-1)
+@register_metric("cond", direction=-1, log_axis=True, keep_infinite=True)
 def cond(ctx: MetricContext) -> float:
     """Condition number lambda_max / lambda_min of the NTK (TE-NAS; smaller is better)."""
     value = condition_number(ctx.eigenvalues())
@@ -66,7 +66,7 @@ def cond(ctx: MetricContext) -> float:
     return value
 
 
-@register_metric("ncn", direction=+1)
+@register_metric("ncn", direction=+1, log_axis=True, keep_infinite=True)
 def ncn(ctx: MetricContext) -> float:
     """Negative condition number -lambda_max / lambda_min (larger is better)."""
     value = condition_number(ctx.eigenvalues())

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ntkexp.metrics.base import MetricContext, register_metric
+from ntkexp.metrics.combine import register_combination
 from ntkexp.metrics.shared import joint_kernel, kernel_regression
 
 PERTURB_STD = 1e-2  # N(0, 1e-4): variance 1e-4
@@ -50,3 +51,6 @@ def s_g(ctx: MetricContext) -> float:
     _, y_test = ctx.held_out()
     pred = kernel_regression(kernel, n, ctx.y, ctx.num_classes)
     return float((pred - F.one_hot(y_test.cpu().long(), ctx.num_classes).to(torch.float64)).norm())
+
+
+register_combination("ntk_score", ("s_t", "s_e", "s_g"), "borda")

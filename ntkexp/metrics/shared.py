@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ntkexp.metrics.base import MetricContext
-from ntkexp.ntk import bn_convention, empirical_ntk
+from ntkexp.ntk import empirical_ntk
 
 
 def joint_kernel(ctx: MetricContext, params: str | None = None, perturb_std: float = 0.0) -> tuple[torch.Tensor, int]:
@@ -57,8 +57,7 @@ def activation_codes(ctx: MetricContext) -> torch.Tensor:
     """(B, units) binary ReLU activation pattern of each probe sample (1 where the ReLU input is > 0)."""
 
     def compute() -> torch.Tensor:
-        mode = "train" if ctx.ntk_cfg.bn_mode == "per_sample" else ctx.ntk_cfg.bn_mode
-        with bn_convention(ctx.model, mode), relu_inputs(ctx.model) as seen, torch.no_grad():
+        with ctx.batch_mode(), relu_inputs(ctx.model) as seen, torch.no_grad():
             if ctx.ntk_cfg.bn_mode == "per_sample":
                 for i in range(ctx.x.shape[0]):
                     ctx.model(ctx.x[i : i + 1])
@@ -87,9 +86,8 @@ def loss_gradients(ctx: MetricContext) -> tuple[list[torch.Tensor], list[torch.T
         layers = weight_layers(ctx.model)
         outputs: list[torch.Tensor] = []
         hooks = [m.register_forward_hook(lambda mod, inp, out: outputs.append(out)) for m in layers]
-        mode = "eval" if ctx.ntk_cfg.bn_mode == "eval" else "train"
         try:
-            with bn_convention(ctx.model, mode), torch.enable_grad():
+            with ctx.batch_mode(), torch.enable_grad():
                 loss = F.cross_entropy(ctx.model(ctx.x), ctx.y.to(ctx.x.device))
                 weights = [m.weight for m in layers]
                 grads = torch.autograd.grad(loss, weights + outputs, allow_unused=True)

@@ -23,7 +23,6 @@ from torch import nn
 
 from ntkexp.metrics.base import MetricContext, register_metric
 from ntkexp.metrics.shared import activation_codes, loss_gradients, weight_layers
-from ntkexp.ntk import bn_convention
 
 
 @register_metric("grad_norm", direction=+1, needs=("loss_gradients",))
@@ -54,8 +53,7 @@ def grasp(ctx: MetricContext) -> float:
     layers = weight_layers(ctx.model)
     weights = [m.weight for m in layers]
     y = ctx.y.to(ctx.x.device)
-    mode = "eval" if ctx.ntk_cfg.bn_mode == "eval" else "train"
-    with bn_convention(ctx.model, mode), torch.enable_grad():
+    with ctx.batch_mode(), torch.enable_grad():
         g = torch.autograd.grad(F.cross_entropy(ctx.model(ctx.x), y), weights, allow_unused=True)
         g = [torch.zeros_like(w) if gi is None else gi.detach() for w, gi in zip(weights, g)]
         grad_f = torch.autograd.grad(F.cross_entropy(ctx.model(ctx.x), y), weights, create_graph=True,
@@ -97,8 +95,7 @@ def synflow(ctx: MetricContext) -> float:
 @register_metric("jacob_cov", direction=+1, needs=())
 def jacob_cov(ctx: MetricContext) -> float:
     x = ctx.x.detach().clone().requires_grad_(True)
-    mode = "eval" if ctx.ntk_cfg.bn_mode == "eval" else "train"
-    with bn_convention(ctx.model, mode), torch.enable_grad():
+    with ctx.batch_mode(), torch.enable_grad():
         (jac,) = torch.autograd.grad(ctx.model(x).sum(), x)
     corr = torch.corrcoef(jac.reshape(jac.shape[0], -1).to(torch.float64))
     if not torch.isfinite(corr).all():
@@ -108,7 +105,7 @@ def jacob_cov(ctx: MetricContext) -> float:
     return float(-(torch.log(v + k) + 1.0 / (v + k)).sum())
 
 
-@register_metric("naswot", direction=+1, needs=("activations",))
+@register_metric("naswot", direction=+1, needs=("activation_codes",))
 def naswot(ctx: MetricContext) -> float:
     codes = activation_codes(ctx)
     agree = codes @ codes.T + (1.0 - codes) @ (1.0 - codes).T

@@ -20,6 +20,9 @@ outputs with respect to the selected parameters and returns Theta = J J^T (B x B
     own spatial statistics), also via per-sample gradients.
 ``dtype``
     ``float32`` or ``float64`` for the forward/backward; the kernel is always returned in float64.
+``batch_size``
+    the size of the probe batch the kernel is computed on (the caller draws the batch; recorded with the kernel,
+    since the kernel's size, and with train-mode BN its values, depend on it).
 ``chunk_size``
     how many cotangents / samples one vmap call processes; bounds the memory. ``None`` picks a default: for the
     batched VJP of train-mode BN, 4 on the CPU (measured fastest there: bigger vmaps thrash the cache) and 32 on a
@@ -32,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator
 
@@ -57,6 +59,7 @@ class NTKConfig:
     bn_mode: str = "train"
     dtype: str = "float32"
     chunk_size: int | None = None
+    batch_size: int = 64
 
     def __post_init__(self) -> None:
         checks = (("reduction", REDUCTIONS), ("params", PARAM_SUBSETS), ("bn_mode", BN_MODES), ("dtype", tuple(DTYPES)))
@@ -65,6 +68,9 @@ class NTKConfig:
                 raise ValueError(f"ntk {name}={getattr(self, name)!r} is not one of: {', '.join(valid)}")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ValueError(f"ntk chunk_size must be >= 1 or null, got {self.chunk_size}")
+        if self.batch_size < 2:
+            raise ValueError(f"ntk batch_size must be >= 2 (a kernel of one sample has no condition number or "
+                             f"alignment), got {self.batch_size}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,7 +81,6 @@ class NTKResult:
     kernel: torch.Tensor  # (B, B) float64, on the CPU
     logits: torch.Tensor  # (B, K) detached, on the CPU, from the same forward convention
     n_params: int  # number of scalar parameters the Jacobian covers
-    seconds: float
 
 
 def select_params(model: nn.Module, subset: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -246,8 +251,7 @@ def jacobian(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig(),
 
 def empirical_ntk(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig()) -> NTKResult:
     """Empirical NTK of ``model`` on the batch ``x`` under the conventions ``cfg``."""
-    start = time.perf_counter()
     jac, logits = jacobian(model, x, cfg)
     kernel = _kernel_from_jacobian(jac, x.shape[0]).to(torch.float64).cpu()
     n_params = sum(v.shape[1] for v in jac.values()) // (1 if cfg.reduction != "trace" else logits.shape[1])
-    return NTKResult(kernel=kernel, logits=logits.float().cpu(), n_params=n_params, seconds=time.perf_counter() - start)
+    return NTKResult(kernel=kernel, logits=logits.float().cpu(), n_params=n_params)

@@ -66,7 +66,9 @@ def reinforce(ctx: SearchContext) -> str:
         steps += 1
         probs = [np.exp(lg - lg.max()) / np.exp(lg - lg.max()).sum() for lg in logits]
         code = [int(ctx.rng.choice(len(p), p=p)) for p in probs]
-        arch = ctx.project(ctx.space.decode(code))
+        arch = ctx.from_code(code)
+        if arch is None:  # not a valid arch of the space: no reward, try again
+            continue
         code = ctx.space.encode(arch)
         values = ctx.evaluate(arch)
         reward = 0.0
@@ -82,5 +84,5 @@ def reinforce(ctx: SearchContext) -> str:
             grad = -p
             grad[c] += 1.0  # d log pi(c) / d logits
             logits[d] += cfg.lr * advantage * grad
-    ctx.policy_argmax = ctx.space.decode([int(np.argmax(lg)) for lg in logits])  # type: ignore[attr-defined]
+    ctx.details["policy_argmax"] = ctx.from_code([int(np.argmax(lg)) for lg in logits])
     return ctx.best()

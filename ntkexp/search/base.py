@@ -1,64 +1,60 @@
-"""The search-algorithm registry and the context every algorithm runs in (budget, sampling, mutation, curve)."""
+"""The search-algorithm registry and the context every algorithm runs in (budget, sampling, mutation, the
+nearest-arch projection of a search restricted to the benchmark's archs, the best-so-far curve, progress)."""
 
 from __future__ import annotations
 
-import logging
-import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from ntkexp.benchmarks import GroundTruth
-from ntkexp.registry import Registry, decorator
-from ntkexp.search.scorer import SearchScorer
-from ntkexp.spaces import SearchSpace
-
-log = logging.getLogger("ntkexp")
-
-
-@dataclass
-class SearchAlgoConfig:
-    """Config group ``search_algo``; fields an algorithm does not use are ignored by it."""
-
-    name: str = "random"
-    budget_evals: int = 100  # unique archs scored
-    budget_seconds: float | None = None  # recorded scoring compute, if set
-    population_size: int = 10  # rea
-    sample_size: int = 3  # rea tournament
-    lr: float = 0.5  # reinforce
-    ema: float = 0.9  # reinforce baseline momentum
-    rule: str = "sum_of_ranks"  # how several metrics are combined: sum_of_ranks | borda
-    restrict_to_benchmark: bool | None = None  # None: when the ground truth does not cover the whole space
-
+from ntkexp.config import SearchAlgoConfig
+from ntkexp.registry import Registry
+from ntkexp.scoring import Progress
+from ntkexp.search.scorer import Guide
+from ntkexp.spaces import InvalidArchError, SearchSpace
 
 SearchFn = Callable[["SearchContext"], str]
 SEARCH_ALGOS: Registry[SearchFn] = Registry("search algorithm")
 
 
 def register_search_algo(name: str) -> Callable[[SearchFn], SearchFn]:
-    return decorator(SEARCH_ALGOS, name)
+    """Register ``fn(ctx) -> best arch`` as search algorithm ``name``."""
+
+    def wrap(fn: SearchFn) -> SearchFn:
+        return SEARCH_ALGOS.register(name, fn)
+
+    return wrap
 
 
 class SearchContext:
-    """Budget, sampling and mutation (optionally within the benchmark's archs), and the best-so-far curve."""
+    """Budget, sampling and mutation (optionally within the benchmark's archs), and the best-so-far curve.
 
-    def __init__(self, space: SearchSpace, scorer: SearchScorer, cfg: SearchAlgoConfig, seed: int,
+    An algorithm reports anything besides its best arch in :attr:`details` (REINFORCE: its policy's argmax)."""
+
+    def __init__(self, space: SearchSpace, scorer: Guide, cfg: SearchAlgoConfig, seed: int,
                  ground_truth: GroundTruth | None = None, accuracy_key: str | None = None,
-                 candidates: list[str] | None = None, label: str = "search") -> None:
+                 candidates: list[str] | None = None, label: str = "search", progress: bool = True) -> None:
         if cfg.budget_evals < 1:
             raise ValueError(f"search_algo.budget_evals must be >= 1, got {cfg.budget_evals}")
         self.space, self.scorer, self.cfg = space, scorer, cfg
         self.rng = np.random.default_rng(seed)
         self.ground_truth, self.key = ground_truth, accuracy_key
         self.candidates = candidates
-        self._codes = None if candidates is None else np.array([space.encode(a) for a in candidates])
+        self._codes = None
+        if candidates is not None:
+            try:
+                self._codes = np.array([space.encode(a) for a in candidates])
+            except InvalidArchError as err:
+                raise ValueError(f"the benchmark's archs cannot be encoded in the {space.name} space's search "
+                                 f"decisions: {err}") from None
         self.evaluated: list[str] = []
         self.curve: list[dict[str, Any]] = []
+        self.details: dict[str, Any] = {}
+        self._fresh_before = 0.0
         self.max_steps = 50 * cfg.budget_evals  # guards against algorithms that stop finding new archs
         self.label = label
-        self._log_every = max(1, cfg.budget_evals // 10)
-        self._last_log = time.perf_counter()
+        self.progress = Progress(cfg.budget_evals, label, enabled=progress and not scorer.free, interactive=False)
 
     # ----------------------------------------------------------------------------------------------- budget
     def exhausted(self) -> bool:
@@ -70,11 +66,6 @@ class SearchContext:
         return self.cfg.budget_seconds is not None and cost.score_seconds >= self.cfg.budget_seconds
 
     # ----------------------------------------------------------------------------------------------- moves
-    def sample(self) -> str:
-        if self.candidates is not None:
-            return self.candidates[int(self.rng.integers(len(self.candidates)))]
-        return self.space.sample(self.rng)
-
     def sample_new(self) -> str | None:
         """A uniformly drawn arch not evaluated yet (None when every candidate has been)."""
         seen = set(self.evaluated)
@@ -87,15 +78,27 @@ class SearchContext:
                 return arch
         return None
 
-    def project(self, arch: str) -> str:
-        """``arch`` itself, or (restricted search) a uniformly chosen benchmark arch nearest to it in Hamming
-        distance."""
-        if self.candidates is None:
-            return arch
-        assert self._codes is not None
-        dist = (self._codes != np.array(self.space.encode(arch))).sum(1)
+    def _nearest(self, code: list[int], exclude_self: bool = False, prefer_unseen: bool = False) -> str:
+        assert self._codes is not None and self.candidates is not None
+        dist = (self._codes != np.array(code)).sum(1).astype(float)
+        if exclude_self:
+            dist[dist == 0] = np.inf
+        if prefer_unseen:
+            unseen = np.array([c not in self.scorer.values for c in self.candidates])
+            if (unseen & np.isfinite(dist)).any():
+                dist[~unseen] = np.inf
         nearest = np.flatnonzero(dist == dist.min())
         return self.candidates[int(self.rng.choice(nearest))]
+
+    def from_code(self, code: list[int]) -> str | None:
+        """The arch a code of :meth:`SearchSpace.choices` indices describes: in a restricted search a uniformly chosen
+        benchmark arch nearest to it in Hamming distance, else the decoded arch (None when it is not valid)."""
+        if self.candidates is not None:
+            return self._nearest(code)
+        try:
+            return self.space.decode(code)
+        except InvalidArchError:
+            return None
 
     def mutate(self, arch: str, retries: int = 10) -> str:
         """A child of ``arch`` that has not been evaluated yet where possible: the space's mutation (redrawn up to
@@ -108,14 +111,7 @@ class SearchContext:
                     break
                 child = self.space.mutate(arch, self.rng)
             return child
-        assert self._codes is not None
-        dist = (self._codes != np.array(self.space.encode(arch))).sum(1).astype(float)
-        dist[dist == 0] = np.inf
-        unseen = np.array([c not in self.scorer.values for c in self.candidates])
-        if (unseen & np.isfinite(dist)).any():
-            dist[~unseen] = np.inf
-        nearest = np.flatnonzero(dist == dist.min())
-        return self.candidates[int(self.rng.choice(nearest))]
+        return self._nearest(self.space.encode(arch), exclude_self=True, prefer_unseen=True)
 
     # ----------------------------------------------------------------------------------------------- scoring
     def evaluate(self, arch: str) -> dict[str, float]:
@@ -128,20 +124,9 @@ class SearchContext:
             self.curve.append({"evaluations": cost.evaluations, "score_seconds": cost.score_seconds,
                                "wall_seconds": cost.wall_seconds, "best_arch": best,
                                "best_accuracy": self.accuracy(best)})
-            self._report(cost.evaluations, best)
+            cached, self._fresh_before = cost.fresh_seconds == self._fresh_before, cost.fresh_seconds
+            self.progress.step(cached=cached, note=f"best so far {best} ({self.accuracy(best):.2f}%)")
         return values
-
-    def _report(self, evaluations: int, best: str) -> None:
-        """A progress line every tenth of the budget or minute (metric-guided searches only: the oracle is free)."""
-        if self.scorer.oracle:
-            return
-        now = time.perf_counter()
-        if evaluations % self._log_every and now - self._last_log < 60.0:
-            return
-        self._last_log = now
-        cost = self.scorer.cost
-        log.info("%s: %d/%d archs evaluated, %.0f s of scoring; best so far %s (accuracy %.2f%%)", self.label,
-                 evaluations, self.cfg.budget_evals, cost.score_seconds, best, self.accuracy(best))
 
     def accuracy(self, arch: str) -> float:
         if self.ground_truth is None or self.key is None:

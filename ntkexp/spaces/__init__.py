@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable
+from typing import Callable
 
 from ntkexp.registry import Registry
 from ntkexp.spaces.base import InvalidArchError, SearchSpace
@@ -18,9 +18,4 @@ for _variant in SPACE_OPS:
     SPACES.register(f"nds_{_variant}", partial(NDSSpace, _variant))
 
 
-def build_space(name: str, **kwargs: Any) -> SearchSpace:
-    """The search space ``name`` built with its config's keyword arguments (``None`` values dropped)."""
-    return SPACES.get(name)(**{k: v for k, v in kwargs.items() if v is not None})
-
-
-__all__ = ["SPACES", "InvalidArchError", "NASBench101", "NASBench201", "NDSSpace", "SearchSpace", "build_space"]
+__all__ = ["SPACES", "InvalidArchError", "NASBench101", "NASBench201", "NDSSpace", "SearchSpace"]

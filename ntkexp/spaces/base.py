@@ -16,8 +16,10 @@ class InvalidArchError(ValueError):
 class SearchSpace(ABC):
     """A set of architectures, each identified by a canonical string.
 
-    ``size`` is the number of architectures (``None`` when it is too large to enumerate); spaces with an official
-    index (NAS-Bench-201) map ``index_of``/``arch_of`` exactly as their benchmark does.
+    Everything a task or a search algorithm needs is part of this interface: sampling, validation, building,
+    mutation (REA) and a categorical encoding (REINFORCE, and the nearest-arch projection of a search restricted to
+    the benchmark's archs). ``size`` is the number of architectures (``None`` when it is too large to enumerate);
+    ``index_of`` gives the benchmark's official index where it has one.
     """
 
     name: str = "?"
@@ -35,35 +37,30 @@ class SearchSpace(ABC):
     def build(self, arch: str, num_classes: int, in_channels: int = 3) -> nn.Module:
         """A freshly initialised (PyTorch default) network whose ``forward`` returns logits."""
 
+    @abstractmethod
     def mutate(self, arch: str, rng: np.random.Generator) -> str:
-        raise NotImplementedError(f"search space {self.name!r} has no mutation operator")
+        """A valid arch one small change away from ``arch`` (and different from it)."""
 
+    @abstractmethod
     def choices(self) -> list[list[str]]:
         """The categorical decisions that define an arch (for policy-based search), e.g. one op per edge."""
-        raise NotImplementedError(f"search space {self.name!r} has no categorical encoding")
 
+    @abstractmethod
     def encode(self, arch: str) -> list[int]:
         """The index chosen for each decision of :meth:`choices`."""
-        raise NotImplementedError(f"search space {self.name!r} has no categorical encoding")
 
+    @abstractmethod
     def decode(self, code: list[int]) -> str:
-        raise NotImplementedError(f"search space {self.name!r} has no categorical encoding")
-
-    def index_of(self, arch: str) -> int:
-        raise NotImplementedError(f"search space {self.name!r} has no official index")
-
-    def arch_of(self, index: int) -> str:
-        raise NotImplementedError(f"search space {self.name!r} has no official index")
-
-    def all_archs(self) -> list[str]:
-        if self.size is None:
-            raise NotImplementedError(f"search space {self.name!r} cannot be enumerated")
-        return [self.arch_of(i) for i in range(self.size)]
+        """The arch a choice per decision describes; :class:`InvalidArchError` when it is not a valid arch."""
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """The settings that change which network an arch string builds (part of every score's cache key, so every
         setting must be here)."""
+
+    def index_of(self, arch: str) -> int | None:
+        """The benchmark's official index of ``arch``; None for a space without one."""
+        return None
 
     def label(self) -> str:
         """The network in words, for tables, titles and summaries."""

@@ -77,6 +77,21 @@ def canonical(matrix: np.ndarray, ops: list[str]) -> str:
     return "".join(str(int(b)) for b in pruned.reshape(-1)) + "|" + ",".join(pruned_ops)
 
 
+#: the (row, column) of each possible edge of a 7-vertex cell, row-major
+EDGE_SLOTS: tuple[tuple[int, int], ...] = tuple((i, j) for i in range(MAX_VERTICES) for j in range(i + 1, MAX_VERTICES))
+
+
+def padded(arch: str) -> tuple[np.ndarray, list[str]]:
+    """The cell of ``arch`` on 7 vertices: its vertices but the output in place, the output last, absent inner
+    vertices without edges and with op conv3x3 (they are pruned away again by :func:`canonical`)."""
+    matrix, ops = parse(arch)
+    n = len(ops)
+    full = np.zeros((MAX_VERTICES, MAX_VERTICES), dtype=np.int64)
+    full[: n - 1, : n - 1] = matrix[: n - 1, : n - 1]
+    full[: n - 1, MAX_VERTICES - 1] = matrix[: n - 1, n - 1]
+    return full, ops[:-1] + ["conv3x3-bn-relu"] * (MAX_VERTICES - n) + ["output"]
+
+
 def module_hash(arch: str) -> str:
     from nasbench_pytorch.model import graph_util
 
@@ -89,18 +104,16 @@ class NASBench101(SearchSpace):
     name = "nasbench101"
     size = None  # 423,624 unique cells; sampled, not enumerated
 
-    def __init__(self, stem_channels: int = 128, num_stacks: int = 3, cells_per_stack: int = 3,
-                 archs: list[str] | None = None) -> None:
+    def __init__(self, stem_channels: int = 128, num_stacks: int = 3, cells_per_stack: int = 3) -> None:
+        if min(stem_channels, num_stacks, cells_per_stack) < 1:
+            raise ValueError("NAS-Bench-101 needs stem_channels, num_stacks and cells_per_stack >= 1")
         self.stem_channels, self.num_stacks, self.cells_per_stack = stem_channels, num_stacks, cells_per_stack
-        self.archs = archs  # when set (the benchmark's archs), sampling is uniform over them
 
     def validate(self, arch: str) -> str:
         matrix, ops = parse(arch)
         return canonical(matrix, ops)
 
     def sample(self, rng: np.random.Generator) -> str:
-        if self.archs:
-            return self.archs[int(rng.integers(len(self.archs)))]
         while True:  # uniform over valid (matrix, ops) draws, by rejection
             matrix = np.triu(rng.integers(0, 2, size=(MAX_VERTICES, MAX_VERTICES)), 1)
             ops = ["input", *(OPS[i] for i in rng.integers(0, 3, size=MAX_VERTICES - 2)), "output"]
@@ -112,12 +125,7 @@ class NASBench101(SearchSpace):
     def mutate(self, arch: str, rng: np.random.Generator) -> str:
         """Flip one edge or change one op of the (7-vertex padded) cell, redrawn until the result is valid and new
         (two changes when no single one gives a new valid cell, as for the bare input -> output cell)."""
-        matrix, ops = parse(arch)
-        n = len(ops)
-        full = np.zeros((MAX_VERTICES, MAX_VERTICES), dtype=np.int64)
-        full[: n - 1, : n - 1] = matrix[: n - 1, : n - 1]
-        full[: n - 1, MAX_VERTICES - 1] = matrix[: n - 1, n - 1]
-        full_ops = ops[:-1] + ["conv3x3-bn-relu"] * (MAX_VERTICES - n) + ["output"]
+        full, full_ops = padded(arch)
         for attempt in range(2000):
             m, o = full.copy(), list(full_ops)
             for _ in range(1 if attempt < 300 else 2):
@@ -134,6 +142,26 @@ class NASBench101(SearchSpace):
             if child != arch:
                 return child
         raise InvalidArchError(f"no valid mutation found for {arch}")
+
+    def choices(self) -> list[list[str]]:
+        """One 0/1 decision per upper-triangular edge of the 7-vertex cell (row-major), then the op of each of the
+        five inner vertices."""
+        return [["0", "1"] for _ in EDGE_SLOTS] + [list(OPS) for _ in range(MAX_VERTICES - 2)]
+
+    def encode(self, arch: str) -> list[int]:
+        """The cell padded to 7 vertices (absent inner vertices: no edges, conv3x3), as :meth:`choices` indices."""
+        full, full_ops = padded(self.validate(arch))
+        return [int(full[i, j]) for i, j in EDGE_SLOTS] + [OPS.index(op) for op in full_ops[1:-1]]
+
+    def decode(self, code: list[int]) -> str:
+        if len(code) != len(EDGE_SLOTS) + MAX_VERTICES - 2:
+            raise InvalidArchError(f"a NAS-Bench-101 code has {len(EDGE_SLOTS) + MAX_VERTICES - 2} entries, "
+                                   f"got {len(code)}")
+        matrix = np.zeros((MAX_VERTICES, MAX_VERTICES), dtype=np.int64)
+        for (i, j), bit in zip(EDGE_SLOTS, code):
+            matrix[i, j] = int(bit)
+        ops = ["input", *(OPS[int(c)] for c in code[len(EDGE_SLOTS):]), "output"]
+        return canonical(matrix, ops)
 
     def build(self, arch: str, num_classes: int, in_channels: int = 3) -> nn.Module:
         from nasbench_pytorch.model import Network

@@ -258,18 +258,18 @@ class NDSSpace(SearchSpace):
 
     size = None
 
-    def __init__(self, variant: str = "darts", C: int = 16, layers: int = 8, archs: list[str] | None = None) -> None:
+    def __init__(self, variant: str = "darts", C: int = 16, layers: int = 8) -> None:
         if variant not in SPACE_OPS:
             raise ValueError(f"unknown NDS space {variant!r}; valid: {', '.join(sorted(SPACE_OPS))}")
-        self.variant, self.C, self.layers, self.archs = variant, C, layers, archs
+        if C < 1 or layers < 1:
+            raise ValueError(f"an NDS network needs C >= 1 and layers >= 1, got C={C}, layers={layers}")
+        self.variant, self.C, self.layers = variant, C, layers
         self.name = f"nds_{variant}"
 
     def validate(self, arch: str) -> str:
         return format_genotype(parse_genotype(arch))
 
     def sample(self, rng: np.random.Generator) -> str:
-        if self.archs:
-            return self.archs[int(rng.integers(len(self.archs)))]
         ops, nodes = SPACE_OPS[self.variant], NODES[self.variant]
         geno: Genotype = {}
         for cell in ("normal", "reduce"):
@@ -293,6 +293,58 @@ class NDSSpace(SearchSpace):
             choices = [i for i in range(node) if i != inp]
             geno[cell][k] = [op, int(rng.choice(choices))]
         return format_genotype(geno)
+
+    def _slots(self) -> list[tuple[str, int, int]]:
+        """(cell, pair index, node) of every (op, input) pair of a genotype of this space, in code order."""
+        nodes = NODES[self.variant]
+        return [(cell, 2 * (node - 2) + j, node) for cell in ("normal", "reduce") for node in range(2, nodes + 2)
+                for j in (0, 1)]
+
+    def choices(self) -> list[list[str]]:
+        """For every (op, input) pair of both cells, in order: its op (from the space's op set), then its input."""
+        ops = list(SPACE_OPS[self.variant])
+        out: list[list[str]] = []
+        for _, _, node in self._slots():
+            out += [ops, [str(i) for i in range(node)]]
+        return out
+
+    def encode(self, arch: str) -> list[int]:
+        """Each pair's op and input as :meth:`choices` indices (width, depth and concat are not decisions)."""
+        geno = parse_genotype(arch)
+        ops = SPACE_OPS[self.variant]
+        code: list[int] = []
+        for cell, k, _ in self._slots():
+            pairs = geno[cell]
+            if len(pairs) != 2 * NODES[self.variant]:
+                raise InvalidArchError(f"a genotype of {self.name} has {2 * NODES[self.variant]} pairs per cell, "
+                                       f"this one {len(pairs)} in {cell}")
+            op, inp = pairs[k]
+            if op not in ops:
+                raise InvalidArchError(f"op {op!r} is not in the {self.name} op set ({', '.join(ops)})")
+            code += [ops.index(op), int(inp)]
+        return code
+
+    def decode(self, code: list[int]) -> str:
+        """The genotype of a code; a cell outputs every intermediate node (DARTS, PDARTS) or those no other node
+        reads (the loose ends, as ENAS, NASNet, Amoeba and PNAS cells do); no width/depth of its own."""
+        slots = self._slots()
+        if len(code) != 2 * len(slots):
+            raise InvalidArchError(f"a {self.name} code has {2 * len(slots)} entries, got {len(code)}")
+        ops = SPACE_OPS[self.variant]
+        nodes = NODES[self.variant]
+        geno: Genotype = {"normal": [], "reduce": []}
+        for (cell, _, node), op_i, inp in zip(slots, code[::2], code[1::2]):
+            if not 0 <= int(inp) < node:
+                raise InvalidArchError(f"input {inp} of a node-{node} pair is outside 0..{node - 1}")
+            geno[cell].append([ops[int(op_i)], int(inp)])
+        for cell in ("normal", "reduce"):
+            inner = list(range(2, nodes + 2))
+            if self.variant in ("darts", "pdarts"):
+                geno[f"{cell}_concat"] = inner
+            else:
+                used = {inp for _, inp in geno[cell]}
+                geno[f"{cell}_concat"] = [n for n in inner if n not in used] or inner
+        return format_genotype(parse_genotype(format_genotype(geno)))
 
     def build(self, arch: str, num_classes: int, in_channels: int = 3) -> nn.Module:
         geno = parse_genotype(arch)

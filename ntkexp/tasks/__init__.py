@@ -1,22 +1,7 @@
-"""Task registry (``task=<name>``); this is the one list of task modules."""
+"""Task registry (``task=<name>``): importing this package registers every task; this is the one list of task
+modules (a new task is one module registering itself with ``register_task`` plus one ``conf/task/<name>.yaml``)."""
 
-from __future__ import annotations
+from ntkexp.tasks.base import TASKS, RunOutput, Task, register_task
+from ntkexp.tasks import correlate, kernel_evolution, search  # noqa: E402,F401  (registration)
 
-from pathlib import Path
-from typing import Any, Callable
-
-from omegaconf import DictConfig
-
-from ntkexp.loggers import ExperimentLogger
-from ntkexp.registry import Registry
-from ntkexp.tasks.correlate import run_correlate
-from ntkexp.tasks.kernel_evolution import run_kernel_evolution
-from ntkexp.tasks.search import run_search
-
-TaskFn = Callable[[DictConfig, Path, ExperimentLogger], dict[str, Any]]
-TASKS: Registry[TaskFn] = Registry("task")
-TASKS.register("correlate", run_correlate)
-TASKS.register("kernel_evolution", run_kernel_evolution)
-TASKS.register("search", run_search)
-
-__all__ = ["TASKS", "run_correlate", "run_kernel_evolution", "run_search"]
+__all__ = ["TASKS", "RunOutput", "Task", "register_task"]

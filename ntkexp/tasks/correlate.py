@@ -1,8 +1,8 @@
 """``task=correlate``: score archs and rank-correlate the scores with the benchmark's final accuracy.
 
-Writes to the run directory: ``scores.csv`` (arch, index, one column per metric, accuracy, flags, seconds, cached),
-``summary.json`` (Kendall tau / Spearman rho / top-k precision per metric, every convention, versions),
-``scatter.png`` (metric vs accuracy), and logs the same to the configured logger.
+Writes to the run directory: ``scores.csv`` (arch, index, one column per score, accuracy, flags, seconds, cached),
+``summary.json`` (Kendall tau / Spearman rho / top-k precision per score, what was computed in words, every
+convention, versions), ``scatter.png`` (score vs accuracy), and logs the same to the configured logger.
 """
 
 from __future__ import annotations
@@ -14,70 +14,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
 
-from ntkexp.io import atomic_write
-from ntkexp.loggers import ExperimentLogger
-from ntkexp.metrics import combine
+from ntkexp.metrics import combine, direction_of, traits
 from ntkexp.plotting import pyplot, save_figure
+from ntkexp.scoring import ArchScorer, Progress, RunContext, choose_archs
 from ntkexp.stats import correlation_table
-from ntkexp.tasks.common import ArchScorer, Setup, build_setup, direction_of, progress, versions, write_json
+from ntkexp.tables import aggregate, markdown, write_csv
+from ntkexp.tasks.base import RunOutput, register_task
 
 log = logging.getLogger("ntkexp")
 
 
-def decile_pool(accuracy: pd.Series, decile: int, n_deciles: int = 10) -> list[str]:
-    """The archs of accuracy decile P<decile> (P1 = the best 1/n_deciles) of the benchmark (Mok et al., Sec. 3.3)."""
-    if not 1 <= decile <= n_deciles:
-        raise ValueError(f"task.decile={decile} must be between 1 and task.n_deciles={n_deciles}")
-    ranked = accuracy.dropna().sort_values(ascending=False, kind="stable")
-    n = len(ranked)
-    return list(ranked.index[(decile - 1) * n // n_deciles : decile * n // n_deciles])
-
-
-def read_arch_file(path: Path) -> list[str]:
-    """The archs listed in a text file, one per line; blank lines and lines starting with '#' are skipped."""
-    if not path.is_file():
-        raise FileNotFoundError(f"archs_file {path} does not exist (give a text file with one arch per line)")
-    archs = [line.strip() for line in path.read_text().splitlines()]
-    archs = [a for a in archs if a and not a.startswith("#")]
-    if not archs:
-        raise ValueError(f"archs_file {path} lists no archs")
-    return archs
-
-
-def choose_archs(cfg: DictConfig, setup: Setup) -> list[str]:
-    """The named list ``archs`` (and/or the lines of ``archs_file``), else ``n_archs`` drawn without replacement (by
-    ``seed``) from the ground truth's archs (or from one accuracy decile, ``task.decile``), else (``n_archs=null``)
-    all of them."""
-    assert setup.ground_truth is not None
-    available = setup.ground_truth.archs()
-    decile = cfg.task.get("decile")
-    if decile is not None:
-        available = decile_pool(setup.ground_truth.frame[setup.data_cfg.benchmark_key], int(decile),
-                                int(cfg.task.get("n_deciles", 10)))
-    named = list(cfg.archs or [])
-    if cfg.get("archs_file"):
-        named += read_arch_file(Path(str(cfg.archs_file)))
-    if named:
-        archs = [setup.space.validate(a) for a in named]
-        missing = [a for a in archs if a not in set(available)]
-        if missing:
-            raise ValueError(f"{len(missing)} of the named archs have no ground truth, e.g. {missing[0]}")
-        return archs
-    if cfg.n_archs is None:
-        return available
-    n = int(cfg.n_archs)
-    if n < 2:
-        raise ValueError(f"n_archs={n}: a rank correlation needs at least 2 archs")
-    if n > len(available):
-        raise ValueError(f"n_archs={n} but the ground truth has only {len(available)} archs (use n_archs=null for all)")
-    rng = np.random.default_rng(int(cfg.seed))
-    return [available[i] for i in sorted(rng.choice(len(available), size=n, replace=False))]
-
-
 def scatter_figure(frame: pd.DataFrame, metric_names: list[str], title: str, ylabel: str) -> Any:
-    """One panel per metric (at most 5 a row), metric against accuracy, under ``title`` wrapped to the figure's
+    """One panel per score (at most 5 a row), score against accuracy, under ``title`` wrapped to the figure's
     width; returns the matplotlib figure."""
     plt = pyplot()
     cols = min(len(metric_names), 5)
@@ -91,7 +40,7 @@ def scatter_figure(frame: pd.DataFrame, metric_names: list[str], title: str, yla
         values = frame[name].to_numpy(dtype=float)
         ok = np.isfinite(values)
         x = values[ok]
-        if name in ("ncn", "cond", "fnorm", "mean") and len(x) and (np.all(x > 0) or np.all(x < 0)):
+        if traits(name).log_axis and len(x) and (np.all(x > 0) or np.all(x < 0)):
             ax.set_xscale("symlog" if np.any(x < 0) else "log")
         ax.scatter(x, frame["accuracy"].to_numpy()[ok], s=8, alpha=0.6)
         ax.set_xlabel(name + ("" if ok.all() else f"  ({(~ok).sum()} undefined not shown)"))
@@ -101,13 +50,8 @@ def scatter_figure(frame: pd.DataFrame, metric_names: list[str], title: str, yla
     return fig
 
 
-def scatter_plot(frame: pd.DataFrame, metric_names: list[str], path: Path, title: str, ylabel: str) -> Path:
-    """:func:`scatter_figure` written to ``path`` as PNG."""
-    return save_figure(scatter_figure(frame, metric_names, title, ylabel), path)
-
-
 def print_table(summary: dict[str, Any]) -> None:
-    """What was scored, in words, then the table of rank correlations and one plain line per metric."""
+    """What was scored, in words, then the table of rank correlations and one plain line per score."""
     from rich.console import Console
     from rich.table import Table
 
@@ -126,63 +70,118 @@ def print_table(summary: dict[str, Any]) -> None:
         print(f"{name}: kendall_tau={row['kendall_tau']:.4f} spearman_rho={row['spearman_rho']:.4f}")
 
 
-def run_correlate(cfg: DictConfig, run_dir: Path, logger: ExperimentLogger) -> dict[str, Any]:
-    setup = build_setup(cfg)
-    archs = choose_archs(cfg, setup)
-    scorer = ArchScorer(setup)
-    device_note = ""
-    if setup.device.type == "cpu" and len(archs) * setup.batch_size > 20000:
-        device_note = (f"running on CPU: {len(archs)} archs at batch {setup.batch_size} may take long; "
-                       "big studies belong on a GPU (device=cuda)")
-        log.warning(device_note)
-    log.info("scoring %d archs with %s (bn_mode=%s, init=%s, batch %d) on %s", len(archs),
-             ",".join(setup.metric_names), setup.ntk_cfg.bn_mode, setup.init_cfg.name, setup.batch_size, setup.device)
-    rows = [scorer.score(a) for a in progress(archs, "scoring", bool(cfg.task.progress))]
+def score_archs(ctx: RunContext, scorer: ArchScorer, archs: list[str]) -> pd.DataFrame:
+    """One row per arch (every score of the selection, combinations formed over the set), with its accuracy."""
+    rows = []
+    with Progress(len(archs), "scoring", ctx.config.task.progress) as bar:
+        for arch in archs:
+            record = scorer.score(arch)
+            rows.append(record.row())
+            bar.step(cached=record.cached)
     frame = pd.DataFrame(rows)
-    key = setup.data_cfg.benchmark_key
-    assert setup.ground_truth is not None
-    frame["accuracy"] = setup.ground_truth.accuracy(list(frame["arch"]), key)
-    for name in scorer.combinations:  # rank aggregations over the scored set
+    frame["accuracy"] = ctx.require_ground_truth().accuracy(list(frame["arch"]), ctx.accuracy_key)
+    for name in scorer.selection.combinations:  # rank aggregations over the scored set
         frame[name] = combine(name, {c: frame[c].to_numpy() for c in frame.columns})
-    names = scorer.metric_names + scorer.combinations
     errors = frame["flags"].str.contains("error:")
     if errors.all():
-        first = frame.loc[errors, "error"].iloc[0] if "error" in frame else "unknown"
-        raise RuntimeError(f"every arch failed to score; the first error: {first}")
+        raise RuntimeError(f"every arch failed to score; the first error: {frame['error'].iloc[0]}")
+    return frame
 
-    extra = [c for c in ("kernel_corr", "kernel_rel_diff", "train_loss", "train_acc") if c in frame]
+
+def run_correlate(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
+    archs = choose_archs(ctx)
+    scorer = ArchScorer(ctx)
+    device_note = ""
+    if ctx.device.type == "cpu" and len(archs) * ctx.ntk.batch_size > 20000 and ctx.ntk.bn_mode == "train":
+        device_note = (f"running on CPU: {len(archs)} archs at batch {ctx.ntk.batch_size} with the exact train-mode "
+                       "NTK may take long; big studies belong on a GPU (device=cuda)")
+        log.warning(device_note)
+    log.info("scoring %d archs with %s (bn_mode=%s, init=%s, batch %d) on %s", len(archs),
+             ",".join(ctx.selection.names), ctx.ntk.bn_mode, ctx.init.name, ctx.ntk.batch_size, ctx.device)
+    frame = score_archs(ctx, scorer, archs)
+    names = ctx.selection.names
+    extra = [c for c in ("train_loss", "train_acc") if c in frame]
     columns = ["arch", "index", *names, *extra, "accuracy", "flags", "seconds", "cached"]
-    with atomic_write(run_dir / "scores.csv") as tmp:
-        frame[columns + (["error"] if "error" in frame else [])].to_csv(tmp, index=False)
+    out.table("scores", frame[columns + (["error"] if "error" in frame else [])], log=False)
+    out.logger.log_table("scores", frame[columns])
 
-    top_k = [float(k) for k in cfg.task.top_k]
-    summary: dict[str, Any] = {
-        "task": "correlate",
+    gt = ctx.require_ground_truth()
+    key = ctx.accuracy_key
+    correlations = correlation_table(frame, {n: direction_of(n) for n in names}, list(ctx.config.task.top_k))
+    payload: dict[str, Any] = {
         "n_archs": len(frame),
         **scorer.description(),
-        "accuracy_label": f"{setup.ground_truth.label or 'accuracy'} [{key}]",
-        "correlations": correlation_table(frame, {n: direction_of(n) for n in names}, top_k),
+        "accuracy_label": f"{gt.label or 'accuracy'} [{key}]",
+        "ground_truth": gt.provenance(),
+        "correlations": correlations,
         "directions": {n: direction_of(n) for n in names},
-        "conventions": scorer.conventions,
         "n_flagged": int((frame["flags"] != "").sum()),
         "n_computed": scorer.n_computed,
         "n_cached": scorer.n_cached,
         "score_seconds_total": float(frame["seconds"].sum()),
-        "device": str(setup.device),
         "device_note": device_note,
-        "versions": versions(),
-        "config": OmegaConf.to_container(cfg, resolve=True),
     }
-    write_json(run_dir / "summary.json", summary)
-
-    flat = {f"{m}/{k}": v for m, row in summary["correlations"].items() for k, v in row.items() if k != "direction"}
-    logger.log_summary({**flat, "n_archs": len(frame), "n_flagged": summary["n_flagged"]})
-    logger.log_table("scores", frame[columns])
-    if cfg.task.plot:
-        title = (f"{summary['network']}, {len(frame)} archs; {summary['data']}; NTK {summary['convention']}; "
-                 f"against {summary['accuracy_label']}")
-        plot = scatter_plot(frame, names, run_dir / "scatter.png", title, f"{key} accuracy (%)")
-        logger.log_image("scatter", plot)
+    flat = {f"{m}/{k}": v for m, row in correlations.items() for k, v in row.items() if k != "direction"}
+    summary = out.summary("correlate", payload, {**flat, "n_archs": len(frame), "n_flagged": payload["n_flagged"]},
+                          scorer.conventions)
+    title = (f"{summary['network']}, {len(frame)} archs; {summary['data']}; NTK {summary['convention']}; "
+             f"against {summary['accuracy_label']}")
+    out.figure("scatter", lambda: scatter_figure(frame, names, title, f"{key} accuracy (%)"))
     print_table(summary)
-    setup.store.close()
     return summary
+
+
+def correlate_rows(summary: dict[str, Any], base: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{**base, "metric": metric, "n_archs": row["n"], **{k: v for k, v in row.items() if k not in ("n", "direction")}}
+            for metric, row in summary["correlations"].items()]
+
+
+def correlate_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
+    table = aggregate(frame, ["group", "metric"], ["kendall_tau", "spearman_rho"])
+    table.to_csv(out_dir / "correlate_summary.csv", index=False)
+    parts = ["## Rank correlation with final accuracy (mean, std and n over seeds)", "", markdown(table), ""]
+    groups = list(dict.fromkeys(table["group"]))
+    metrics = list(dict.fromkeys(table["metric"]))
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(metrics) * max(1, len(groups))), 4.0))
+    width = 0.8 / max(1, len(groups))
+    for g, group in enumerate(groups):
+        part = table[table.group == group].set_index("metric").reindex(metrics)
+        ax.bar(np.arange(len(metrics)) + g * width, part["kendall_tau_mean"], yerr=part["kendall_tau_std"].fillna(0),
+               width=width, label=group[:60], capsize=2)
+    ax.set_xticks(np.arange(len(metrics)) + 0.4 - width / 2, metrics, rotation=45, ha="right")
+    ax.set_ylabel("Kendall tau")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.legend(fontsize=6)
+    ax.set_title("Kendall tau of each score with final accuracy, mean and std over seeds", fontsize=9)
+    parts += [f"![Kendall tau]({save_figure(fig, out_dir / 'correlate_kendall.png').name})", ""]
+    box = frame.pivot_table(index=["group", "seed"], columns="metric", values="kendall_tau")
+    if box.index.get_level_values("seed").nunique() > 1:
+        parts += [f"![per-seed box plot]({decile_box_plot(box, out_dir / 'correlate_box.png').name})", ""]
+    return parts
+
+
+def decile_box_plot(box: pd.DataFrame, path: Path) -> Path:
+    """Kendall tau over seeds, one panel per score, one box per group (e.g. per decile), readable labels."""
+    plt = pyplot()
+    metrics = list(box.columns)
+    groups = list(dict.fromkeys(box.index.get_level_values("group")))
+    cols = min(len(metrics), 4)
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.0, 0.45 * len(groups) + 1.5) * cols, 3.4 * rows),
+                             squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
+    labels = [g.replace("task.decile=", "P") for g in groups]
+    for ax, metric in zip(axes.flat, metrics):
+        data = [box.xs(g, level="group")[metric].dropna().to_numpy() for g in groups]
+        ax.boxplot(data, tick_labels=labels)
+        ax.tick_params(axis="x", labelsize=8, rotation=45 if max(len(lb) for lb in labels) > 4 else 0)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_title(metric, fontsize=9)
+        ax.set_ylabel("Kendall tau")
+    fig.suptitle("Kendall tau over seeds, per group", fontsize=10)
+    return save_figure(fig, path)
+
+
+register_task("correlate", correlate_rows, correlate_section)(run_correlate)

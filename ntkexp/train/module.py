@@ -14,19 +14,26 @@ from torch import nn
 
 @dataclass
 class TrainConfig:
-    """Config group ``trainer`` (the optimisation protocol; NB201 used lr 0.1, momentum 0.9, wd 5e-4, nesterov)."""
+    """Config group ``trainer``: the optimisation protocol (NB201 used lr 0.1, momentum 0.9, wd 5e-4, nesterov,
+    cosine over 200 epochs, batch 256), and what one epoch is. How many epochs to train is the task's (the ``t`` of
+    ``metric.train_epochs``, ``task.track_epochs``)."""
 
-    epochs: int = 1
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = True
     schedule: str = "cosine"  # cosine | constant
-    schedule_epochs: int | None = None  # length of the cosine cycle (the benchmark's 200); None = epochs
+    schedule_epochs: int | None = None  # length of the cosine cycle (the benchmark's 200); None = epochs trained
+    # the images one epoch sees (the data are reshuffled and reused as often as needed): None = the training set's
+    # size; 50000 makes an epoch of any training set the length of a CIFAR-10 epoch (196 steps at batch 256)
+    epoch_images: int | None = None
     accelerator: str = "auto"
     precision: str = "auto"  # auto: bf16-mixed on a GPU, 32-true on the CPU; or any Lightning precision
     channels_last: bool | None = None  # None: on a GPU only
-    limit_train_batches: float | int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epoch_images is not None and self.epoch_images < 1:
+            raise ValueError(f"trainer.epoch_images must be >= 1 or null, got {self.epoch_images}")
 
     def resolved_precision(self, device_type: str) -> str:
         if self.precision != "auto":
@@ -57,12 +64,6 @@ class ClassifierModule(L.LightningModule):
         self.log_dict({"train/loss": loss, "train/acc": acc}, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, y = batch
-        logits = self.model(x)
-        self.log_dict({"val/loss": F.cross_entropy(logits, y), "val/acc": (logits.argmax(1) == y).float().mean()},
-                      on_step=False, on_epoch=True, batch_size=len(y))
-
     def configure_optimizers(self) -> Any:
         c = self.cfg
         opt = torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
@@ -77,37 +78,30 @@ class ClassifierModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def make_trainer(cfg: TrainConfig, callbacks: list[L.Callback] | None = None, logger: Any = False,
-                 max_epochs: int | None = None, device_type: str = "cpu") -> L.Trainer:
-    kwargs: dict[str, Any] = {}
-    if cfg.limit_train_batches is not None:
-        kwargs["limit_train_batches"] = cfg.limit_train_batches
+def make_trainer(cfg: TrainConfig, max_epochs: int, callbacks: list[L.Callback] | None = None, logger: Any = False,
+                 device_type: str = "cpu") -> L.Trainer:
     accelerator = cfg.accelerator if cfg.accelerator != "auto" else ("gpu" if device_type == "cuda" else "cpu")
-    return L.Trainer(max_epochs=cfg.epochs if max_epochs is None else max_epochs, accelerator=accelerator,
-                     devices=1, precision=cfg.resolved_precision(device_type), logger=logger, callbacks=callbacks or [],
+    return L.Trainer(max_epochs=max_epochs, accelerator=accelerator, devices=1,
+                     precision=cfg.resolved_precision(device_type), logger=logger, callbacks=callbacks or [],
                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                     num_sanity_val_steps=0, limit_val_batches=0, deterministic=False, **kwargs)
+                     num_sanity_val_steps=0, limit_val_batches=0, deterministic=False)
 
 
-def fit(model: nn.Module, datamodule: L.LightningDataModule, cfg: TrainConfig,
-        callbacks: list[L.Callback] | None = None, logger: Any = False, max_epochs: int | None = None,
-        ckpt_path: str | None = None, save_to: str | None = None) -> ClassifierModule:
-    """Train ``model`` in place up to ``max_epochs`` (default ``cfg.epochs``), resuming from ``ckpt_path`` if given
-    and saving the final state (weights, optimiser, schedule, callback states) to ``save_to``."""
+def fit(model: nn.Module, datamodule: L.LightningDataModule, cfg: TrainConfig, max_epochs: int,
+        callbacks: list[L.Callback] | None = None, logger: Any = False, ckpt_path: str | None = None) -> L.Trainer:
+    """Train ``model`` in place up to ``max_epochs``, resuming from ``ckpt_path`` if given; returns the trainer."""
     device_type = next(model.parameters()).device.type
     module = ClassifierModule(model, cfg, channels_last=cfg.use_channels_last(device_type))
-    trainer = make_trainer(cfg, callbacks, logger, max_epochs=max_epochs, device_type=device_type)
+    trainer = make_trainer(cfg, max_epochs, callbacks, logger, device_type=device_type)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*GPU available but not used.*")
         warnings.filterwarnings("ignore", ".*TPU available.*")
         warnings.filterwarnings("ignore", ".*exceeds the .max_epochs.*")
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    if save_to is not None:
-        trainer.save_checkpoint(save_to)
     if module.channels_last:
         model.to(memory_format=torch.contiguous_format)
-    return module
+    return trainer
 
 
 @torch.no_grad()

@@ -1,11 +1,13 @@
-"""Short training with a checkpoint cache: the state after t epochs is kept per (arch, scoring config, seed, t),
-so asking for t' > t later continues from epoch t instead of starting again (LGA_3 after LGA_1)."""
+"""Short training with a checkpoint cache: the full training state after each epoch that was asked for is kept per
+(arch, training conventions), so asking for a later epoch continues from the nearest earlier one instead of starting
+again (LGA_3 after LGA_1), and asking for a kept epoch trains nothing."""
 
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -14,34 +16,61 @@ from torch import nn
 from ntkexp.train.module import TrainConfig, fit
 from ntkexp.train.tracking import KernelTracker
 
-_EPOCH_FILE = re.compile(r"epoch_(\d+)\.ckpt$")
+_EPOCH_FILE = re.compile(r"^epoch_(\d+)\.ckpt$")
+TRAIN_STATS_KEY = "ntkexp_train_stats"
 
 
 def cached_epochs(ckpt_dir: Path | None) -> list[int]:
     if ckpt_dir is None or not ckpt_dir.is_dir():
         return []
-    return sorted(int(m.group(1)) for p in ckpt_dir.iterdir() if (m := _EPOCH_FILE.search(p.name)))
+    return sorted(int(m.group(1)) for p in ckpt_dir.iterdir() if (m := _EPOCH_FILE.match(p.name)))
 
 
-def train_for(model: nn.Module, datamodule: L.LightningDataModule, cfg: TrainConfig, epochs: int,
-              tracker: KernelTracker, ckpt_dir: Path | None) -> nn.Module:
-    """Bring ``model`` (freshly initialised) to the state after ``epochs`` epochs, tracking with ``tracker``."""
-    start = max([e for e in cached_epochs(ckpt_dir) if e <= epochs], default=None)
-    if start is not None and start == epochs:  # the exact state is cached: load it, no training
-        assert ckpt_dir is not None
-        state = torch.load(ckpt_dir / f"epoch_{epochs}.ckpt", map_location=next(model.parameters()).device,
-                           weights_only=False)
-        model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
-        tracker.load_state_dict(state["callbacks"][tracker.state_key])
+class EpochCheckpoints(L.Callback):
+    """Save the whole training state (weights, optimiser, schedule, loop) after each epoch in ``epochs``, atomically,
+    with the epoch's train loss and accuracy."""
+
+    def __init__(self, ckpt_dir: Path, epochs: list[int]) -> None:
+        self.ckpt_dir, self.epochs = ckpt_dir, set(epochs)
+        self._stats: dict[str, float] = {}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        final = self.ckpt_dir / f"epoch_{epoch}.ckpt"
+        if epoch not in self.epochs or final.exists():
+            return
+        logged = trainer.callback_metrics
+        self._stats = {"train_loss": float(logged.get("train/loss", float("nan"))),
+                       "train_acc": 100.0 * float(logged.get("train/acc", float("nan")))}
+        tmp = self.ckpt_dir / f".epoch_{epoch}.{os.getpid()}.tmp"
+        trainer.save_checkpoint(tmp)
+        os.replace(tmp, final)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint[TRAIN_STATS_KEY] = dict(self._stats)
+
+
+def train_for(model: nn.Module, datamodule: L.LightningDataModule, cfg: TrainConfig, tracker: KernelTracker,
+              ckpt_dir: Path | None) -> nn.Module:
+    """Bring ``model`` (freshly initialised) through the epochs ``tracker.epochs`` (those > 0), measuring at each;
+    resume from the latest kept state at or before the first of them, keep a state at each of them."""
+    wanted = [e for e in tracker.epochs if e > 0]
+    if not wanted:
         return model
-    if start is None and 0 not in tracker.epochs:
-        tracker.epochs = [0, *tracker.epochs]
-    save_to = None
+    start = max([e for e in cached_epochs(ckpt_dir) if e <= wanted[0]], default=None)
+    ckpt_path = None
+    if start is not None:
+        assert ckpt_dir is not None
+        ckpt_path = str(ckpt_dir / f"epoch_{start}.ckpt")
+        state = torch.load(ckpt_path, map_location=next(model.parameters()).device, weights_only=False)
+        model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
+        if start in wanted:  # measured on the kept state, with that epoch's train stats
+            tracker.measure(model, start, state.get(TRAIN_STATS_KEY) or None)
+        if start == wanted[-1]:
+            return model  # nothing left to train
+    callbacks: list[L.Callback] = [tracker]
     if ckpt_dir is not None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        save_to = str(ckpt_dir / f".epoch_{epochs}.{os.getpid()}.tmp")
-    fit(model, datamodule, cfg, callbacks=[tracker], max_epochs=epochs,
-        ckpt_path=None if start is None else str(ckpt_dir / f"epoch_{start}.ckpt"), save_to=save_to)  # type: ignore[operator]
-    if save_to is not None:
-        os.replace(save_to, ckpt_dir / f"epoch_{epochs}.ckpt")  # type: ignore[operator]
+        callbacks.append(EpochCheckpoints(ckpt_dir, wanted))
+    fit(model, datamodule, cfg, max_epochs=wanted[-1], callbacks=callbacks, ckpt_path=ckpt_path)
     return model

@@ -1,0 +1,122 @@
+"""The typed run context: every piece of a run built once from the composed config, and nothing raw passed on.
+
+:meth:`RunContext.build` turns the config (a :class:`~ntkexp.config.RunConfig`, or the ``DictConfig`` Hydra composed,
+converted here and only here) into the search space, the ground truth, the data module, the device, the score cache
+and the metric selection. Tasks, the scorer and search read from it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ntkexp.benchmarks import GroundTruth, load_ground_truth
+from ntkexp.config import RunConfig
+from ntkexp.data import ArrayDataModule, DataConfig
+from ntkexp.init import InitConfig
+from ntkexp.metrics import MetricSelection, expand
+from ntkexp.ntk import NTKConfig
+from ntkexp.spaces import SPACES, SearchSpace
+from ntkexp.store import ScoreStore
+from ntkexp.train import TrainConfig
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={name} asked for, but no CUDA device is available (use device=cpu or auto)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device={name!r} is not a device; use auto, cpu, cuda or cuda:<index>") from None
+
+
+def build_space(name: str, kwargs: dict[str, Any]) -> SearchSpace:
+    """The search space ``name`` built with its settings; a setting it does not have is refused, naming those it has."""
+    factory = SPACES.get(name)
+    params = inspect.signature(factory).parameters
+    accepted = [p for p in params if params[p].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p != "variant"]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(f"search_space.kwargs.{unknown[0]} is not a setting of the {name} space; its settings: "
+                         f"{', '.join(accepted)}")
+    return factory(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def to_run_config(cfg: RunConfig | DictConfig) -> RunConfig:
+    """The typed config (the one place a DictConfig becomes dataclasses)."""
+    if isinstance(cfg, RunConfig):
+        return cfg
+    typed = OmegaConf.to_object(cfg)
+    if not isinstance(typed, RunConfig):
+        raise TypeError(f"expected a config composed on the ntkexp schema, got {type(typed).__name__}")
+    return typed
+
+
+@dataclass
+class RunContext:
+    """The built pieces of a run (see the module docstring)."""
+
+    config: RunConfig
+    resolved: dict[str, Any]  # the whole resolved config, as written to summaries
+    space: SearchSpace
+    ground_truth: GroundTruth | None
+    data: ArrayDataModule
+    device: torch.device
+    store: ScoreStore
+    selection: MetricSelection
+    # shorthands for the parts of ``config`` read everywhere
+    seed: int
+    ntk: NTKConfig
+    init: InitConfig
+    dataset: DataConfig
+    train: TrainConfig
+
+    @classmethod
+    def build(cls, cfg: RunConfig | DictConfig, need_ground_truth: bool = True) -> "RunContext":
+        resolved = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else asdict(cfg)
+        config = to_run_config(cfg)
+        if config.threads is not None:
+            if config.threads < 1:
+                raise ValueError(f"threads={config.threads} must be a positive number of CPU threads (or null)")
+            torch.set_num_threads(config.threads)
+        if config.seed < 0:
+            raise ValueError(f"seed={config.seed} must be >= 0")
+        selection = expand(config.metric.names)
+        if config.metric.train_epochs < 0:
+            raise ValueError(f"metric.train_epochs must be >= 0, got {config.metric.train_epochs}")
+        data_cfg, ntk = config.dataset, config.ntk
+        if ntk.reduction == "logit" and not 0 <= ntk.logit_index < data_cfg.num_classes:
+            raise ValueError(f"ntk.logit_index={ntk.logit_index} is not a class of {data_cfg.name} "
+                             f"(0..{data_cfg.num_classes - 1})")
+        space = build_space(config.search_space.name, dict(config.search_space.kwargs))
+        ground_truth = None
+        if need_ground_truth:
+            ground_truth = load_ground_truth(config.search_space.benchmark)
+            ground_truth.require(data_cfg.benchmark_key,
+                                 f"; dataset={data_cfg.name} does not go with this search_space's benchmark")
+            ground_truth.validate_archs(space.validate)
+        device = resolve_device(config.device)
+        data = ArrayDataModule(data_cfg, seed=config.seed, device=device, epoch_images=config.trainer.epoch_images)
+        store_path = Path(config.paths.cache_dir) / "scores.sqlite" if config.use_cache else None
+        return cls(config=config, resolved=resolved, space=space, ground_truth=ground_truth, data=data, device=device,
+                   store=ScoreStore(store_path), selection=selection, seed=config.seed, ntk=config.ntk,
+                   init=config.init, dataset=config.dataset, train=config.trainer)
+
+    @property
+    def accuracy_key(self) -> str:
+        return self.config.dataset.benchmark_key
+
+    def require_ground_truth(self) -> GroundTruth:
+        if self.ground_truth is None:
+            raise RuntimeError("this run context was built without its ground truth")
+        return self.ground_truth
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,75 @@
+"""Progress of long work: a rich bar on a terminal; elsewhere (a log file, a SLURM job) one log line with the count,
+the rate and the time left at each tenth of the work and at least every minute.
+
+The rate and the time left are estimated from the items actually computed: items answered from the cache cost
+nothing and say nothing about the rest (a run of cached items reports no estimate rather than "0 s left").
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from types import TracebackType
+from typing import Any
+
+log = logging.getLogger("ntkexp")
+
+
+class Progress:
+    """``with Progress(total, "scoring") as p: ... p.step(cached=...)`` once per finished item."""
+
+    def __init__(self, total: int, description: str, enabled: bool = True, *, every_s: float = 60.0,
+                 interactive: bool | None = None) -> None:
+        self.total, self.description, self.enabled, self.every_s = total, description, enabled, every_s
+        self.interactive = sys.stderr.isatty() if interactive is None else interactive
+        self.done = self.computed = 0
+        self.computed_seconds = 0.0
+        self._step = max(1, total // 10)
+        self._start = self._last = self._last_item = time.perf_counter()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> "Progress":
+        if self.enabled and self.interactive:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TimeRemainingColumn(), transient=False)
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.description, total=self.total)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(kind, err, tb)
+
+    def eta(self) -> float | None:
+        """Seconds left, from the computed items' mean cost; None before any item was computed."""
+        if not self.computed:
+            return None
+        return self.computed_seconds / self.computed * (self.total - self.done)
+
+    def step(self, cached: bool = False, note: str = "") -> None:
+        now = time.perf_counter()
+        self.done += 1
+        if not cached:
+            self.computed += 1
+            self.computed_seconds += now - self._last_item
+        self._last_item = now
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.advance(self._task)
+            return
+        if self.done == self.total or self.done % self._step == 0 or now - self._last >= self.every_s:
+            self._last = now
+            eta = self.eta()
+            if eta is None:
+                rate = f"all {self.done} from the cache so far"
+            else:
+                rate = f"{self.computed_seconds / self.computed:.1f} s each computed, about {eta:.0f} s left"
+            cached_part = f" ({self.done - self.computed} cached)" if self.done > self.computed else ""
+            log.info("%s: %d/%d done%s, %s%s", self.description, self.done, self.total, cached_part, rate,
+                     f"; {note}" if note else "")

@@ -1,0 +1,223 @@
+"""Scoring archs: one path for scores at initialisation and after t epochs of training, one for tracking metrics and
+the kernel over several epochs, one error policy, typed records, and the durable cache in front of both.
+
+The network of an arch is initialised from ``arch_seed(seed, arch)``, so its score does not depend on which archs
+were scored before it (resumed and parallel runs give the same numbers). A bad network never ends a run: it gets a
+record flagged ``error:<Type>`` with every value NaN (``ntkexp.metrics.base`` has the whole degenerate-arch policy).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import torch
+
+from ntkexp.data import require_training_set
+from ntkexp.init import arch_seed, initialize
+from ntkexp.metrics import MetricContext, MetricSelection, compute_metrics
+from ntkexp.scoring.context import RunContext
+from ntkexp.scoring.keys import cache_key, dataset_conventions, fingerprint, training_conventions
+from ntkexp.train import KernelTracker, train_for
+
+log = logging.getLogger("ntkexp")
+T = TypeVar("T")
+TRAIN_EXTRAS = ("train_loss", "train_acc")
+
+
+@dataclass
+class ScoreRecord:
+    """The scores of one arch (at initialisation, or after ``epochs`` epochs of training)."""
+
+    arch: str
+    index: int | None
+    epochs: int
+    values: dict[str, float]
+    flags: list[str]
+    seconds: float  # compute the scores cost when they were computed (also when read from the cache)
+    cached: bool
+    error: str | None = None
+    extra: dict[str, float] = field(default_factory=dict)  # train_loss, train_acc after training
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def row(self) -> dict[str, Any]:
+        """One flat table row: arch, index, the values, the extras, flags, seconds, cached (and error)."""
+        row: dict[str, Any] = {"arch": self.arch, "index": self.index, **self.values, **self.extra,
+                               "flags": ";".join(self.flags), "seconds": round(self.seconds, 4), "cached": self.cached}
+        if self.error:
+            row["error"] = self.error
+        return row
+
+
+@dataclass
+class TrackRecord:
+    """Metrics, train stats and the kernel's change at each tracked epoch of one arch's training."""
+
+    arch: str
+    index: int | None
+    records: list[dict[str, Any]]  # one per epoch: {epoch, <metric>..., kernel_corr, kernel_rel_diff, flags, ...}
+    seconds: float
+    cached: bool
+    error: str | None = None
+
+
+class ArchScorer:
+    """Scores archs under a run's conventions through the durable cache (``selection`` defaults to the run's)."""
+
+    def __init__(self, ctx: RunContext, selection: MetricSelection | None = None) -> None:
+        self.ctx = ctx
+        self.selection = selection or ctx.selection
+        self.seed = ctx.seed
+        self.x, self.y = ctx.data.probe_batch(ctx.ntk.batch_size, self.seed)
+        self.x_test = self.y_test = None
+        if self.selection.needs_held_out:  # a held-out batch for kernel regression
+            self.x_test, self.y_test = ctx.data.probe_batch(ctx.ntk.batch_size, self.seed, split="test")
+        self.conventions: dict[str, Any] = {
+            "search_space": ctx.space.describe(),
+            "ntk": asdict(ctx.ntk),
+            "init": asdict(ctx.init),
+            "dataset": {**dataset_conventions(ctx.dataset),
+                        "probe_data": fingerprint(self.x, self.y, self.x_test, self.y_test)},
+            "seed": self.seed,
+        }
+        self._training: dict[str, Any] | None = None
+        self.n_computed = 0
+        self.n_cached = 0
+        self.computed_seconds = 0.0
+
+    # ------------------------------------------------------------------------------------------ conventions
+    def training(self, what: str) -> dict[str, Any]:
+        """The training conventions (the training set hashed once); refuses a probe-only data set, naming ``what``."""
+        require_training_set(self.ctx.dataset, what)
+        if self._training is None:
+            x, y = self.ctx.data.train_tensors
+            self._training = training_conventions(self.ctx.train, self.ctx.dataset, fingerprint(x, y))
+        return self._training
+
+    def checkpoint_dir(self, arch: str) -> Path | None:
+        """Where the training states of ``arch`` (every epoch count asked for) are kept; None without a cache. They
+        depend on the network, its init and the training alone, not on how it is measured."""
+        if self.ctx.store.path is None:
+            return None
+        base = {k: self.conventions[k] for k in ("search_space", "init", "seed")}
+        key = cache_key("training", arch, base, **self.training("training"))
+        return self.ctx.store.path.parent / "checkpoints" / key
+
+    def description(self, epochs: int | None = None) -> dict[str, str]:
+        """What was computed, in words: the network, the data, the conventions (for tables, titles, summaries)."""
+        ctx, t = self.ctx, self.epochs(epochs)
+        n_train = len(ctx.data.train_tensors[1])
+        when = "at initialisation" if t == 0 else f"after {t} epoch(s) of training"
+        return {
+            "network": ctx.space.label(),
+            "data": f"{ctx.dataset.label or ctx.dataset.name}; probe batch of {ctx.ntk.batch_size} of its "
+                    f"{n_train:,} training images (drawn by seed {self.seed})",
+            "convention": f"{when}; BN {ctx.ntk.bn_mode}, init {ctx.init.name}, output reduction "
+                          f"{ctx.ntk.reduction}, params {ctx.ntk.params}, {ctx.ntk.dtype}",
+        }
+
+    def epochs(self, epochs: int | None) -> int:
+        return self.ctx.config.metric.train_epochs if epochs is None else int(epochs)
+
+    # ------------------------------------------------------------------------------------------ building
+    def build_model(self, arch: str) -> torch.nn.Module:
+        torch.manual_seed(arch_seed(self.seed, arch))
+        data = self.ctx.dataset
+        model = self.ctx.space.build(arch, num_classes=data.num_classes, in_channels=data.in_channels)
+        return initialize(model, self.ctx.init).to(self.ctx.device)
+
+    def tracker(self, epochs: list[int], theta0: torch.Tensor | None = None) -> KernelTracker:
+        return KernelTracker(self.x, self.y, self.ctx.dataset.num_classes, self.ctx.ntk, list(self.selection.metrics),
+                             epochs, x_test=self.x_test, y_test=self.y_test, seed=self.seed, theta0=theta0)
+
+    # ------------------------------------------------------------------------------------------ scoring
+    def score(self, arch: str, epochs: int | None = None) -> ScoreRecord:
+        """Every metric of the selection for ``arch``, at initialisation or after ``epochs`` (default
+        ``metric.train_epochs``) epochs of training; computed once, then read from the cache."""
+        arch = self.ctx.space.validate(arch)
+        t = self.epochs(epochs)
+        if t < 0:
+            raise ValueError(f"epochs must be >= 0, got {t}")
+        detail = {"epochs": t, **({"training": self.training(f"metric.train_epochs={t}")} if t > 0 else {})}
+        key = cache_key("score", arch, self.conventions, **detail)
+        names = list(self.selection.metrics)
+        cached = self.ctx.store.get(key)
+        if cached is not None and all(n in cached["values"] for n in names):
+            self.n_cached += 1
+            return ScoreRecord(arch, self.ctx.space.index_of(arch), t, {n: cached["values"][n] for n in names},
+                               cached["flags"], cached["seconds"], True, None, cached.get("extra", {}))
+
+        def compute() -> tuple[dict[str, float], list[str], dict[str, float]]:
+            model = self.build_model(arch)
+            if t == 0:
+                mctx = MetricContext(model, self.x, self.y, self.ctx.dataset.num_classes, self.ctx.ntk,
+                                     x_test=self.x_test, y_test=self.y_test, seed=self.seed)
+                return compute_metrics(names, mctx), sorted(mctx.flags), {}
+            tracker = self.tracker([t])
+            train_for(model, self.ctx.data, self.ctx.train, tracker, self.checkpoint_dir(arch))
+            (at_t,) = [r for r in tracker.records if r["epoch"] == t]
+            return ({n: float(at_t[n]) for n in names}, [f for f in at_t["flags"].split(";") if f],
+                    {k: float(at_t[k]) for k in TRAIN_EXTRAS})
+
+        (values, flags, extra), seconds, error = self._attempt(arch, compute, lambda: (
+            {n: float("nan") for n in names}, [], {}))
+        if error is None:
+            old = cached or {}
+            self.ctx.store.put(key, {"values": {**old.get("values", {}), **values}, "extra": extra,
+                                     "flags": sorted(set(old.get("flags", [])) | set(flags)), "seconds": seconds})
+        else:
+            flags = [f"error:{error.split(':')[0]}"]
+        return ScoreRecord(arch, self.ctx.space.index_of(arch), t, values, flags, seconds, False, error, extra)
+
+    def track(self, arch: str, epochs: list[int]) -> TrackRecord:
+        """Train ``arch`` through ``epochs`` (0 always included), recording the metrics, the train stats and
+        corr(Theta_0, Theta_t), ||Theta_t - Theta_0|| / ||Theta_0|| at each; computed once, then cached."""
+        arch = self.ctx.space.validate(arch)
+        epochs = sorted(set(int(e) for e in epochs) | {0})
+        detail: dict[str, Any] = {"epochs": epochs, "metrics": list(self.selection.metrics)}
+        if max(epochs) > 0:
+            detail["training"] = self.training("task=kernel_evolution")
+        key = cache_key("track", arch, self.conventions, **detail)
+        cached = self.ctx.store.get(key)
+        if cached is not None:
+            self.n_cached += 1
+            return TrackRecord(arch, self.ctx.space.index_of(arch), cached["records"], cached["seconds"], True)
+
+        def compute() -> list[dict[str, Any]]:
+            model = self.build_model(arch)
+            tracker = self.tracker(epochs)
+            tracker.measure(model, 0)  # Theta_0, on the network as initialised
+            train_for(model, self.ctx.data, self.ctx.train, tracker, self.checkpoint_dir(arch))
+            return sorted(tracker.records, key=lambda r: r["epoch"])
+
+        def failed() -> list[dict[str, Any]]:
+            return [{"epoch": e, **{n: float("nan") for n in self.selection.metrics}} for e in epochs]
+
+        records, seconds, error = self._attempt(arch, compute, failed)
+        if error is None:
+            self.ctx.store.put(key, {"records": records, "seconds": seconds})
+        else:
+            for r in records:
+                r["flags"] = f"error:{error.split(':')[0]}"
+        return TrackRecord(arch, self.ctx.space.index_of(arch), records, seconds, False, error)
+
+    def _attempt(self, arch: str, compute: Callable[[], T], failed: Callable[[], T]) -> tuple[T, float, str | None]:
+        """(result, seconds, None), or (failed(), seconds, "<Type>: <message>") when ``compute`` raises: the one
+        error policy of scoring."""
+        start = time.perf_counter()
+        try:
+            result, error = compute(), None
+        except Exception as err:  # a bad network must not end a run over 15,625 archs
+            result, error = failed(), f"{type(err).__name__}: {err}"
+            log.warning("arch %s failed: %s\n%s", arch, error, traceback.format_exc(limit=3))
+        seconds = time.perf_counter() - start
+        self.n_computed += 1
+        self.computed_seconds += seconds
+        return result, seconds, error

@@ -1,0 +1,95 @@
+"""What every task shares: the task registry (a task declares its run and its section of a sweep report) and the
+one output helper through which it writes its tables, figures and summary."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ntkexp.io import atomic_write, write_json
+from ntkexp.loggers import ExperimentLogger
+from ntkexp.plotting import save_figure
+from ntkexp.registry import Registry
+from ntkexp.scoring import RunContext
+
+
+def versions() -> dict[str, str]:
+    import hydra
+    import lightning
+    import scipy
+
+    import ntkexp
+
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__,
+            "numpy": np.__version__, "scipy": scipy.__version__, "pandas": pd.__version__,
+            "hydra": hydra.__version__, "lightning": lightning.__version__, "ntkexp": ntkexp.__version__}
+
+
+class RunOutput:
+    """Writes a task's results into the run directory (each file all or nothing) and hands them to the logger."""
+
+    def __init__(self, run_dir: Path, logger: ExperimentLogger, ctx: RunContext) -> None:
+        self.run_dir, self.logger, self.ctx = run_dir, logger, ctx
+        self.plots = ctx.config.task.plot
+
+    def table(self, name: str, frame: pd.DataFrame, log: bool = True) -> Path:
+        """``<name>.csv``, and the table on the dashboard."""
+        path = self.run_dir / f"{name}.csv"
+        with atomic_write(path) as tmp:
+            frame.to_csv(tmp, index=False)
+        if log:
+            self.logger.log_table(name, frame)
+        return path
+
+    def figure(self, name: str, draw: Callable[[], Any]) -> Path | None:
+        """``<name>.png`` from the figure ``draw()`` returns (when ``task.plot``), and on the dashboard."""
+        if not self.plots:
+            return None
+        path = save_figure(draw(), self.run_dir / f"{name}.png")
+        self.logger.log_image(name, path)
+        return path
+
+    def summary(self, task: str, payload: dict[str, Any], dashboard: dict[str, Any],
+                conventions: dict[str, Any]) -> dict[str, Any]:
+        """``summary.json``: the task's ``payload``, the conventions, the device, library versions and the whole
+        resolved config; ``dashboard`` (flat numbers) goes to the logger's summary."""
+        summary = {"task": task, **payload, "conventions": conventions, "device": str(self.ctx.device),
+                   "versions": versions(), "config": self.ctx.resolved}
+        write_json(self.run_dir / "summary.json", summary)
+        self.logger.log_summary(dashboard)
+        return summary
+
+
+RunFn = Callable[[RunContext, RunOutput], dict[str, Any]]
+RowsFn = Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]]
+SectionFn = Callable[[pd.DataFrame, Path], list[str]]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task: ``run(ctx, out) -> summary``; for a sweep report, ``rows(summary, base)`` turns one job's summary into
+    tidy rows (``base`` holds the job's group, seed and directory) and ``section(rows, out_dir)`` returns the
+    report's Markdown lines for all of them (writing its figures and tables to ``out_dir``)."""
+
+    name: str
+    run: RunFn
+    rows: RowsFn
+    section: SectionFn
+
+
+TASKS: Registry[Task] = Registry("task")
+
+
+def register_task(name: str, rows: RowsFn, section: SectionFn) -> Callable[[RunFn], RunFn]:
+    def wrap(fn: RunFn) -> RunFn:
+        TASKS.register(name, Task(name, fn, rows, section))
+        return fn
+
+    return wrap
