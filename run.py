@@ -7,17 +7,14 @@
     python run.py --multirun seed=0,1,2 metric=lga,ncn
 """
 
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("WANDB_MODE", "offline")  # no key, no network: log offline, `wandb sync` later
+import hydra
+from omegaconf import DictConfig
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from ntkexp.config import register_configs  # noqa: E402
-from ntkexp.main import check_group_overrides, run_cli  # noqa: E402
+from ntkexp.config import register_configs
+from ntkexp.main import check_group_overrides, run_cli
 
 register_configs()
 

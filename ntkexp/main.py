@@ -1,8 +1,13 @@
 """Run one composed config: set up the run directory and logger, dispatch to the task, and always close the logger.
 
-User errors (a missing file, an invalid arch, an unknown name, a data set that does not fit the space) end the run
-with one line on stderr, ``ntkexp: error: ...``, and exit status 2; nothing half-written is left looking complete
-(every result file is written atomically, at the end).
+User errors (a missing file, an invalid arch, an unknown name, a data set that does not fit the space, an unusable
+path) end a single run with one line on stderr, ``ntkexp: error: ...`` (also in ``run.log``), and exit status 2;
+nothing half-written is left looking complete (every result file is written atomically, at the end), and a W&B run is
+finished as failed.
+
+In a sweep (``--multirun``) a failing job does not stop the others: it leaves a ``FAILED`` file in its directory
+saying why (with the traceback of an unexpected error), every other job runs, and the sweep ends with exit status 1
+and the list of failed jobs (:class:`SweepFailures`, a Hydra callback).
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("ntkexp")
 
-USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError, KeyError, NotImplementedError)
+USER_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, NotImplementedError)
+FAILED = "FAILED"
 
 
 def _quiet_third_party() -> None:
@@ -40,23 +47,32 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     task = TASKS.get(config.task.name)
     logger = build_logger(config.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), config.name)
+    exit_code = 1
     try:
         ctx = RunContext.build(cfg)
         try:
             summary = task.run(ctx, RunOutput(run_dir, logger, ctx))
         finally:
             ctx.close()
+        exit_code = 0
     finally:
-        logger.finish()  # every job ends its W&B run, or a multirun's jobs would log into one
+        logger.finish(exit_code)  # every job ends its W&B run (a failed one as failed)
     log.info("results in %s", run_dir)
     return summary
 
 
 def check_group_overrides(args: list[str], conf_dir: Path) -> None:
-    """Refuse a config-group override whose value is not an option name (e.g. ``metric=[1,2]``, which Hydra itself
-    fails on deep inside) with one line listing the group's options."""
+    """Refuse, with one line each, what Hydra would accept or fail on deep inside: a config-group override whose value
+    is not an option name (``metric=[1,2]``), a shared base (``search_space=_nds``), and a key added with ``+``/``++``
+    that the schema does not have (``+foo=1``; unknown keys are refused otherwise too)."""
     for arg in args:
+        if arg.startswith("--"):
+            continue
         key, sep, value = arg.lstrip("+~").partition("=")
+        settings = ".kwargs." in key  # a space's settings: checked against the space when it is built
+        if arg.startswith("+") and not key.startswith("hydra") and not settings and not (conf_dir / key).is_dir():
+            raise ValueError(f"{arg}: ntkexp's config has no key {key!r} to add (every key is in the schema; "
+                             "override an existing one without '+')")
         group = conf_dir / key
         if not sep or not group.is_dir() or key == "hydra":
             continue
@@ -69,14 +85,55 @@ def check_group_overrides(args: list[str], conf_dir: Path) -> None:
                              f"options: {', '.join(options)}")
 
 
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def run_cli(cfg: DictConfig) -> Any:
-    """``run`` for the command line: user errors become one line and exit status 2."""
+    """``run`` for the command line. A single run: user errors become one line and exit status 2. A sweep's job:
+    any error is recorded in the job's ``FAILED`` file and the sweep goes on."""
     from omegaconf.errors import OmegaConfBaseException
 
     from ntkexp.registry import UnknownNameError
 
+    clean = (*USER_ERRORS, UnknownNameError, OmegaConfBaseException)
+    job_dir = Path(cfg.paths.output_dir)
+    (job_dir / FAILED).unlink(missing_ok=True)  # a job run again starts clean
     try:
         return run(cfg)
-    except (*USER_ERRORS, UnknownNameError, OmegaConfBaseException) as err:
-        print(f"ntkexp: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    except Exception as err:
+        line = f"ntkexp: error: {err}" if isinstance(err, clean) else f"ntkexp: error: {type(err).__name__}: {err}"
+        log.error(line)
+        if not _in_sweep():
+            if not isinstance(err, clean):
+                raise
+            print(line, file=sys.stderr)
+            sys.exit(2)
+        import traceback
+
+        job_dir.mkdir(parents=True, exist_ok=True)
+        detail = "" if isinstance(err, clean) else "\n" + traceback.format_exc()
+        (job_dir / FAILED).write_text(line.removeprefix("ntkexp: error: ") + "\n" + detail)
+        return None
+
+
+class SweepFailures(Callback):
+    """Hydra callback: at the end of a sweep, list the jobs that failed (their ``FAILED`` files) and exit 1."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        for stale in Path(config.hydra.sweep.dir).glob(f"*/{FAILED}"):
+            stale.unlink(missing_ok=True)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep = Path(config.hydra.sweep.dir)
+        failed = sorted(sweep.glob(f"*/{FAILED}"), key=lambda p: (len(p.parent.name), p.parent.name))
+        if not failed:
+            return
+        jobs = [p.parent for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        print(f"ntkexp: error: {len(failed)} of {len(jobs)} sweep jobs failed:", file=sys.stderr)
+        for path in failed:
+            print(f"  {path.parent}: {path.read_text().splitlines()[0]}", file=sys.stderr)
+        sys.exit(1)

@@ -25,9 +25,14 @@ def test_official_nats_files_are_converted_once_to_a_table(tmp_path: Path) -> No
     assert acc["cifar10"] == pytest.approx(91.5833, abs=1e-3)
     assert acc["cifar100"] == pytest.approx(67.6067, abs=1e-3)
     assert acc["ImageNet16-120"] == pytest.approx(30.1667, abs=1e-3)
-    # the second load reads the cached table (the source is no longer needed)
-    again = load_ground_truth(BenchmarkConfig(table=str(table), source=str(tmp_path / "gone")))
-    assert again.accuracy([arch11], "cifar10")[0] == pytest.approx(acc["cifar10"])
+    # the second load reads the converted table (the source is unchanged: no second conversion)
+    written = table.stat().st_mtime_ns
+    again = load_ground_truth(BenchmarkConfig(table=str(table), source=str(source)))
+    assert again.accuracy([arch11], "cifar10")[0] == pytest.approx(acc["cifar10"]) and table.stat().st_mtime_ns == written
+    # a converted table whose configured source has gone is not used blindly; as a plain table it still is
+    with pytest.raises(MissingFileError, match="was converted from"):
+        load_ground_truth(BenchmarkConfig(table=str(table), source=str(tmp_path / "gone")))
+    assert len(load_ground_truth(BenchmarkConfig(table=str(table)))) == 3
 
 
 def test_third_party_table_columns_are_recognised() -> None:

@@ -7,7 +7,11 @@ naming rule: ``<key>_valid`` a final validation accuracy, ``<key>_valid_12ep`` o
 CSV or parquet. Known third-party layouts are renamed on reading (e.g. the NATS-Bench landscape CSV's
 ``CIFAR10TestAccuracy200Epochs`` -> ``cifar10``).
 
-When the table does not exist but the official benchmark (``source``) does, the table is extracted once from it:
+When the table does not exist but the official benchmark (``source``) does, the table is converted once from it and
+the source's identity (path, size, modification time) is recorded beside it (``<table>.source.json``); when the
+source changes the table is converted again, and a converted table whose source has gone is refused rather than
+used blindly. A benchmark that knows its size (``expected_rows``) refuses an incomplete table unless
+``allow_incomplete``. Converters:
 a NATS-Bench topology directory (``NATS-tss-v1_0-3ffb9-simple``, through ``nats_bench``) or a NAS-Bench-201
 ``.pth`` (through ``nas_201_api``); the 200-epoch test accuracy (mean over seeds) is taken for cifar10 (ori-test),
 cifar100 and ImageNet16-120 (x-test), as those benchmarks define their final test accuracy.
@@ -15,6 +19,8 @@ cifar100 and ImageNet16-120 (x-test), as those benchmarks define their final tes
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,6 +30,8 @@ import pandas as pd
 
 from ntkexp.io import MissingFileError, atomic_write, resolve_path
 from ntkexp.spaces.base import InvalidArchError
+
+log = logging.getLogger("ntkexp")
 
 ALIASES = {
     "ArchitectureString": "arch_str",
@@ -49,6 +57,8 @@ class BenchmarkConfig:
     how_to_get: str = ""
     label: str = ""  # what the accuracies are (shown in outputs), e.g. "NB201 200-epoch test accuracy"
     column_map: dict[str, str] = field(default_factory=dict)  # dataset key -> table column (e.g. cifar10 -> cifar10_valid)
+    expected_rows: int | None = None  # how many archs the complete benchmark has (None: not known)
+    allow_incomplete: bool = False  # use a table with fewer rows than expected_rows anyway
 
 
 class GroundTruth:
@@ -70,6 +80,8 @@ class GroundTruth:
             frame = frame.assign(**{key: frame[column]})
         self.frame = frame.set_index("arch_str", drop=False)
         self.label, self.path = label, path
+        self.source: dict[str, object] | None = None  # the identity of the file it was converted from, if any
+        self.expected_rows: int | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -83,7 +95,8 @@ class GroundTruth:
 
     def provenance(self) -> dict[str, object]:
         """Where the ground truth came from and how much of it there is (written to every summary)."""
-        return {"label": self.label, "path": self.path, "rows": len(self.frame), "datasets": self.datasets}
+        return {"label": self.label, "path": self.path, "rows": len(self.frame), "expected_rows": self.expected_rows,
+                "converted_from": self.source, "datasets": self.datasets}
 
     def archs(self) -> list[str]:
         return list(self.frame["arch_str"])
@@ -195,30 +208,77 @@ register_converter("nats_tss")(convert_nats_tss)
 register_converter("nb201_pth")(convert_nb201_pth)
 
 
+def source_identity(source: Path) -> dict[str, object]:
+    """Path, size and modification time of a benchmark source (a file, or a directory's files taken together)."""
+    if source.is_dir():
+        files = [p for p in source.iterdir() if p.is_file()]
+        stats = [p.stat() for p in files]
+        return {"path": str(source.resolve()), "files": len(files), "size": sum(st.st_size for st in stats),
+                "mtime_ns": max((st.st_mtime_ns for st in stats), default=0)}
+    st = source.stat()
+    return {"path": str(source.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _sidecar(table: Path) -> Path:
+    return table.with_name(table.name + ".source.json")
+
+
+def _convert(cfg: BenchmarkConfig, source: Path, table: Path | None) -> tuple[pd.DataFrame, Path]:
+    fmt = cfg.source_format
+    if fmt == "auto":
+        fmt = "nb201_pth" if source.suffix == ".pth" else "nats_tss"
+    if fmt not in CONVERTERS:
+        raise ValueError(f"unknown benchmark source_format {fmt!r}; valid: {', '.join(sorted(CONVERTERS))}")
+    out = table or source.with_name(source.name + ".ntkexp.csv")
+    try:
+        frame = CONVERTERS[fmt](source, out)
+    except MissingFileError:
+        raise
+    except InvalidArchError as err:
+        raise ValueError(f"the benchmark files at {source} hold an arch this search space does not accept: {err}") \
+            from None
+    except Exception as err:  # the official readers fail in many ways on damaged files
+        raise ValueError(f"the benchmark files at {source} cannot be read ({type(err).__name__}: {err}); "
+                         "they are truncated or corrupt: download them again") from None
+    with atomic_write(_sidecar(out)) as tmp:
+        tmp.write_text(json.dumps({"format": fmt, "source": source_identity(source)}, indent=2) + "\n")
+    return frame, out
+
+
+def _check_complete(gt: GroundTruth, cfg: BenchmarkConfig) -> GroundTruth:
+    gt.expected_rows = cfg.expected_rows
+    if cfg.expected_rows is not None and len(gt) < cfg.expected_rows and not cfg.allow_incomplete:
+        raise ValueError(f"the ground truth {gt.path} has {len(gt):,} archs but the benchmark has "
+                         f"{cfg.expected_rows:,}: it is incomplete (a truncated file or a partial copy); set "
+                         "search_space.benchmark.allow_incomplete=true to use it anyway")
+    return gt
+
+
 def load_ground_truth(cfg: BenchmarkConfig) -> GroundTruth:
-    """The table at ``cfg.table``; built from ``cfg.source`` first when only the official benchmark is present."""
+    """The table at ``cfg.table``; converted from ``cfg.source`` first when only the official benchmark is present,
+    or again when the source it was converted from has changed (see the module docstring)."""
     table = resolve_path(cfg.table) if cfg.table else None
-    if table is not None and table.exists():
-        return GroundTruth(read_table(table), cfg.label, str(table), dict(cfg.column_map))
     source = resolve_path(cfg.source) if cfg.source else None
+    if table is not None and table.exists():
+        sidecar = _sidecar(table)
+        recorded = json.loads(sidecar.read_text()) if sidecar.exists() else None
+        if recorded is None or source is None:  # a table given as it is
+            return _check_complete(GroundTruth(read_table(table), cfg.label, str(table), dict(cfg.column_map)), cfg)
+        if not source.exists():
+            raise MissingFileError(
+                f"the table {table} was converted from {recorded['source']['path']}, but the configured source "
+                f"{source} is not there: point paths.data_root at the benchmark files, or use the table as it is "
+                "with search_space.benchmark.source=null")
+        if recorded["source"] == source_identity(source):
+            gt = GroundTruth(read_table(table), cfg.label, str(table), dict(cfg.column_map))
+            gt.source = recorded["source"]
+            return _check_complete(gt, cfg)
+        log.info("the benchmark source %s changed since %s was converted from it: converting again", source, table)
     if source is not None and source.exists():
-        fmt = cfg.source_format
-        if fmt == "auto":
-            fmt = "nb201_pth" if source.suffix == ".pth" else "nats_tss"
-        if fmt not in CONVERTERS:
-            raise ValueError(f"unknown benchmark source_format {fmt!r}; valid: {', '.join(sorted(CONVERTERS))}")
-        out = table or source.with_name(source.name + ".ntkexp.csv")
-        try:
-            frame = CONVERTERS[fmt](source, out)
-        except MissingFileError:
-            raise
-        except InvalidArchError as err:
-            raise ValueError(f"the benchmark files at {source} hold an arch this search space does not accept: {err}") \
-                from None
-        except Exception as err:  # the official readers fail in many ways on damaged files
-            raise ValueError(f"the benchmark files at {source} cannot be read ({type(err).__name__}: {err}); "
-                             "they are truncated or corrupt: download them again") from None
-        return GroundTruth(frame, cfg.label, str(out), dict(cfg.column_map))
+        frame, out = _convert(cfg, source, table)
+        gt = GroundTruth(frame, cfg.label, str(out), dict(cfg.column_map))
+        gt.source = source_identity(source)
+        return _check_complete(gt, cfg)
     looked = [str(p) for p in (table, source) if p is not None]
     raise MissingFileError(
         f"benchmark ground truth not found: looked for {' and '.join(looked) or '(no path configured)'}. "
