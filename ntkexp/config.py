@@ -17,6 +17,7 @@ from ntkexp.benchmarks import BenchmarkConfig
 from ntkexp.data import DataConfig
 from ntkexp.init import InitConfig
 from ntkexp.loggers import LoggerConfig
+from ntkexp.metrics import GradSignConfig, LinearRegionsConfig
 from ntkexp.ntk import NTKConfig
 from ntkexp.train import TrainConfig
 
@@ -38,6 +39,10 @@ class MetricConfig:
 
     names: list[str] = field(default_factory=lambda: ["lga"])
     train_epochs: int = 0
+    # at initialisation, average each metric over this many independent probe batches and initialisations (TEG-NAS: 3)
+    repeats: int = 1
+    linear_regions: LinearRegionsConfig = field(default_factory=LinearRegionsConfig)
+    gradsign: GradSignConfig = field(default_factory=GradSignConfig)
 
 
 @dataclass
@@ -49,8 +54,11 @@ class SearchAlgoConfig:
     budget_seconds: float | None = None  # recorded scoring compute, if set
     population_size: int = 10  # rea
     sample_size: int = 3  # rea tournament
+    iterations: int | None = None  # rea: evolution steps after the population; reinforce: policy updates (None: budget)
     lr: float = 0.5  # reinforce
     ema: float = 0.9  # reinforce baseline momentum
+    reward: str = "step_difference"  # reinforce: step_difference (TEG-NAS eq. 16) | normalised_value
+    derive: str = "best_evaluated"  # best_evaluated | population (rea) | policy_argmax (reinforce)
     restrict_to_benchmark: bool | None = None  # None: when the ground truth does not cover the whole space
 
 

@@ -23,9 +23,10 @@ class InitConfig:
     gain: float = 1.0  # xavier only
 
 
-def arch_seed(seed: int, arch: str) -> int:
-    """A per-(seed, arch) seed, so an arch's weights do not depend on which archs were scored before it."""
-    digest = hashlib.sha256(f"{seed}:{arch}".encode()).digest()
+def arch_seed(seed: int, arch: str, repeat: int = 0) -> int:
+    """A per-(seed, arch) seed, so an arch's weights do not depend on which archs were scored before it; ``repeat``
+    > 0 gives the independent initialisations of repeated measurements."""
+    digest = hashlib.sha256((f"{seed}:{arch}" + (f":{repeat}" if repeat else "")).encode()).digest()
     return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 

@@ -93,6 +93,15 @@ class GroundTruth:
         """The final-accuracy columns: the benchmark's data sets (see the module docstring)."""
         return [c for c in self.columns if c not in METADATA and not c.endswith(NOT_FINAL)]
 
+    def training_seconds(self, archs: list[str], key: str, epochs: int = 200) -> tuple[float, str] | None:
+        """The training time the benchmark records for ``archs`` on data set ``key`` (``epochs`` epochs each, from
+        the ``<key>_epoch_seconds`` column, else ``<key>_valid_epoch_seconds``), and that column's name; None where
+        the table has no such record."""
+        for column in (f"{key}_epoch_seconds", f"{key}_valid_epoch_seconds"):
+            if column in self.frame.columns:
+                return float(self.frame[column].reindex(archs).sum() * epochs), column
+        return None
+
     def provenance(self) -> dict[str, object]:
         """Where the ground truth came from and how much of it there is (written to every summary)."""
         return {"label": self.label, "path": self.path, "rows": len(self.frame), "expected_rows": self.expected_rows,

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ntkexp.ntk import NTKConfig, NTKResult, bn_convention, empirical_ntk
+from ntkexp.ntk import BN_MODES, PARAM_SUBSETS, NTKConfig, NTKResult, bn_convention, empirical_ntk
 from ntkexp.registry import Registry
 
 SINGULAR_RTOL = 1e-12
@@ -52,6 +52,50 @@ NEEDS: dict[str, bool] = {
     "loss_gradients": False,  # one backward pass of the batch loss (weights, gradients, layer activations)
     "per_sample_loss_gradients": False,  # the per-sample loss gradients (rows of the Jacobian engine)
 }
+
+
+@dataclass
+class LinearRegionsConfig:
+    """How ``linear_regions`` counts (``metric.linear_regions``). ``tenas``, TE-NAS's reference protocol: the distinct
+    ReLU activation patterns over ``batches`` x ``inputs`` random ``crop`` x ``crop`` crops of training images, pooled,
+    on the space's thin network where it has one (NAS-Bench-201: one cell of width 1 without the stem, on crops of one
+    randomly picked channel) and on the network itself otherwise (crops of every channel; also after training).
+    ``probe``: the distinct patterns among the probe batch on the network itself (at most the batch size)."""
+
+    protocol: str = "tenas"  # tenas | probe
+    inputs: int = 1000
+    batches: int = 3
+    crop: int = 3
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("tenas", "probe"):
+            raise ValueError(f"metric.linear_regions.protocol must be 'tenas' or 'probe', got {self.protocol!r}")
+        if min(self.inputs, self.batches, self.crop) < 1:
+            raise ValueError("metric.linear_regions inputs, batches and crop must be >= 1")
+
+
+@dataclass
+class GradSignConfig:
+    """The gradients GradSign's signs are taken of (``metric.gradsign``). The defaults are its reference code's: one
+    forward pass per sample (train-mode BN on the sample alone: ``per_sample``) and the Conv/Linear weights only;
+    ``ntk`` follows the NTK's convention instead."""
+
+    params: str = "conv_linear_weights"  # a parameter subset of the NTK engine, or ntk
+    bn_mode: str = "per_sample"  # train | eval | per_sample, or ntk
+
+    def __post_init__(self) -> None:
+        if self.params not in (*PARAM_SUBSETS, "ntk"):
+            raise ValueError(f"metric.gradsign.params must be one of {', '.join((*PARAM_SUBSETS, 'ntk'))}")
+        if self.bn_mode not in (*BN_MODES, "ntk"):
+            raise ValueError(f"metric.gradsign.bn_mode must be one of {', '.join((*BN_MODES, 'ntk'))}")
+
+
+@dataclass
+class MetricSettings:
+    """The settings of individual metrics (recorded with the scores of the metrics that read them)."""
+
+    linear_regions: LinearRegionsConfig = field(default_factory=LinearRegionsConfig)
+    gradsign: GradSignConfig = field(default_factory=GradSignConfig)
 
 
 @dataclass(frozen=True)
@@ -119,6 +163,11 @@ class MetricContext:
     x_test: torch.Tensor | None = None
     y_test: torch.Tensor | None = None
     seed: int = 0
+    settings: MetricSettings = field(default_factory=MetricSettings)
+    # what linear_regions counts on under the ``tenas`` protocol (the thin network and the pooled crops); None: the
+    # probe batch on ``model``
+    region_model: nn.Module | None = None
+    region_inputs: torch.Tensor | None = None
     flags: set[str] = field(default_factory=set)
     _ntk: NTKResult | None = None
     _eig: torch.Tensor | None = None

@@ -1,10 +1,14 @@
 """GradSign (Zhang & Jia): sum over parameters k of |sum over samples i of sign(d loss_i / d theta_k)|.
 
 The per-sample loss gradients are rows of the same Jacobian engine as the NTK (``ntkexp.ntk.jacobian`` with output
-weights dloss_i/dlogits_i = softmax(f(x_i)) - onehot(y_i)), so they follow the configured BN convention exactly.
+weights dloss_i/dlogits_i = softmax(f(x_i)) - onehot(y_i)), exact in every BN convention. Which gradients: by default
+those of GradSign's reference code, one forward pass per sample in train mode (``per_sample`` BN) and the Conv/Linear
+weights only (``metric.gradsign``; ``ntk`` there follows the NTK's convention instead).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +28,11 @@ def per_sample_loss_gradients(ctx: MetricContext) -> dict[str, torch.Tensor]:
     def weights(logits: torch.Tensor) -> torch.Tensor:  # dCE(f_i, y_i)/df_i
         return F.softmax(logits, dim=1) - F.one_hot(y, logits.shape[1]).to(logits.dtype)
 
-    grads, _ = jacobian(ctx.model, ctx.x, ctx.ntk_cfg, weights=weights)
+    settings = ctx.settings.gradsign
+    cfg = dataclasses.replace(ctx.ntk_cfg,
+                              params=ctx.ntk_cfg.params if settings.params == "ntk" else settings.params,
+                              bn_mode=ctx.ntk_cfg.bn_mode if settings.bn_mode == "ntk" else settings.bn_mode)
+    grads, _ = jacobian(ctx.model, ctx.x, cfg, weights=weights)
     return grads
 
 

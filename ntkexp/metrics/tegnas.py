@@ -9,13 +9,36 @@ import torch.nn.functional as F
 
 from ntkexp.metrics.base import MetricContext, register_metric
 from ntkexp.metrics.combine import register_combination
-from ntkexp.metrics.shared import activation_codes, joint_kernel, kernel_regression
+from ntkexp.metrics.shared import activation_codes, joint_kernel, kernel_regression, relu_inputs
+from ntkexp.ntk import bn_convention
+
+
+def count_patterns(model: torch.nn.Module, inputs: torch.Tensor, chunk: int) -> int:
+    """Distinct ReLU activation patterns (over every ReLU unit) of ``model`` over ``inputs``, forwarded ``chunk`` at a
+    time (with train-mode BN each chunk is normalised by its own statistics, as TE-NAS's batches are)."""
+    codes = []
+    with relu_inputs(model) as seen, torch.no_grad():
+        for start in range(0, inputs.shape[0], chunk):
+            seen.clear()
+            batch = inputs[start:start + chunk]
+            model(batch)
+            if seen:
+                codes.append(torch.cat([t.reshape(t.shape[0], -1) > 0 for t in seen], 1).cpu())
+    if not codes:
+        return 1  # no ReLU: one linear piece
+    return int(torch.unique(torch.cat(codes), dim=0).shape[0])
 
 
 @register_metric("linear_regions", direction=+1, needs=("activation_codes",))
 def linear_regions(ctx: MetricContext) -> float:
-    """Number of distinct ReLU activation patterns (over every ReLU unit of the network) among the probe inputs,
-    the empirical count of linear regions the batch falls in (TEG-NAS eq. 6; at most the batch size)."""
+    """The empirical number of linear regions (TEG-NAS eq. 6): distinct ReLU activation patterns over many inputs.
+    Under ``metric.linear_regions.protocol=tenas`` (the default) TE-NAS's protocol: pooled random crops on the thin
+    network (see :class:`~ntkexp.metrics.base.LinearRegionsConfig`); under ``probe`` the probe batch on the network
+    itself (so at most the batch size)."""
+    if ctx.region_inputs is not None:
+        model = ctx.region_model if ctx.region_model is not None else ctx.model
+        with bn_convention(model, ctx.batch_bn_mode):
+            return float(count_patterns(model, ctx.region_inputs, ctx.settings.linear_regions.inputs))
     codes = activation_codes(ctx)
     return float(torch.unique(codes, dim=0).shape[0])
 

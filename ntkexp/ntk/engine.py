@@ -9,7 +9,8 @@ outputs with respect to the selected parameters and returns Theta = J J^T (B x B
     ``trace``: Theta_ij = sum_k <d f_k(x_i), d f_k(x_j)> (the trace of the K x K block of the full NTK).
 ``params``
     ``all`` trainable parameters; ``weights``: tensors named ``weight`` (no biases, no BN shift);
-    ``conv_linear``: Conv/Linear weights and biases (no BatchNorm affine parameters); ``last_layer``: the weight and
+    ``conv_linear``: Conv/Linear weights and biases (no BatchNorm affine parameters); ``conv_linear_weights``: the
+    Conv/Linear weights alone (GradSign's reference code); ``last_layer``: the weight and
     bias of the network's last ``nn.Linear`` (the last-layer NTK of TEG-NAS).
 ``bn_mode``
     ``train``: BatchNorm normalises with the statistics of the whole batch, so every sample's output depends on
@@ -43,7 +44,7 @@ from torch import nn
 from torch.func import functional_call, jacrev, vjp, vmap
 
 REDUCTIONS = ("sum", "logit", "trace")
-PARAM_SUBSETS = ("all", "weights", "conv_linear", "last_layer")
+PARAM_SUBSETS = ("all", "weights", "conv_linear", "conv_linear_weights", "last_layer")
 BN_MODES = ("train", "eval", "per_sample")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ def select_params(model: nn.Module, subset: str) -> tuple[dict[str, torch.Tensor
             keep = p.requires_grad and leaf == "weight"
         else:
             keep = p.requires_grad and isinstance(owners[name], (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))
+            keep = keep and (subset == "conv_linear" or leaf == "weight")
         (chosen if keep else fixed)[name] = p
     return chosen, fixed
 

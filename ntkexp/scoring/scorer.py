@@ -15,11 +15,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+import numpy as np
 import torch
 
 from ntkexp.data import require_training_set
 from ntkexp.init import arch_seed, initialize
-from ntkexp.metrics import MetricContext, MetricSelection, compute_metrics
+from ntkexp.metrics import MetricContext, MetricSelection, MetricSettings, compute_metrics
 from ntkexp.scoring.context import RunContext
 from ntkexp.scoring.keys import cache_key, dataset_conventions, fingerprint, training_conventions
 from ntkexp.train import KernelTracker, train_for
@@ -79,6 +80,12 @@ class ArchScorer:
         self.x_test = self.y_test = None
         if self.selection.needs_held_out:  # a held-out batch for kernel regression
             self.x_test, self.y_test = ctx.data.probe_batch(ctx.ntk.batch_size, self.seed, split="test")
+        metric_cfg = ctx.config.metric
+        self.settings = MetricSettings(linear_regions=metric_cfg.linear_regions, gradsign=metric_cfg.gradsign)
+        self.repeats = metric_cfg.repeats
+        if self.repeats < 1:
+            raise ValueError(f"metric.repeats must be >= 1, got {self.repeats}")
+        self.regions = "linear_regions" in self.selection.metrics and self.settings.linear_regions.protocol == "tenas"
         self.conventions: dict[str, Any] = {
             "search_space": ctx.space.describe(),
             "ntk": asdict(ctx.ntk),
@@ -87,6 +94,12 @@ class ArchScorer:
                         "probe_data": fingerprint(self.x, self.y, self.x_test, self.y_test)},
             "seed": self.seed,
         }
+        if self.repeats > 1:
+            self.conventions["repeats"] = self.repeats
+        used = {"linear_regions": "linear_regions", "gradsign": "gradsign"}
+        settings = {k: asdict(getattr(self.settings, k)) for k, m in used.items() if m in self.selection.metrics}
+        if settings:
+            self.conventions["metric_settings"] = settings
         self._training: dict[str, Any] | None = None
         self.n_computed = 0
         self.n_cached = 0
@@ -127,15 +140,72 @@ class ArchScorer:
         return self.ctx.config.metric.train_epochs if epochs is None else int(epochs)
 
     # ------------------------------------------------------------------------------------------ building
-    def build_model(self, arch: str) -> torch.nn.Module:
-        torch.manual_seed(arch_seed(self.seed, arch))
+    def build_model(self, arch: str, repeat: int = 0) -> torch.nn.Module:
+        torch.manual_seed(arch_seed(self.seed, arch, repeat))
         data = self.ctx.dataset
         model = self.ctx.space.build(arch, num_classes=data.num_classes, in_channels=data.in_channels)
         return initialize(model, self.ctx.init).to(self.ctx.device)
 
     def tracker(self, epochs: list[int], theta0: torch.Tensor | None = None) -> KernelTracker:
+        """A tracker measuring the selection on the (training) network; linear regions there are counted on the
+        network itself, with crops of all its input channels."""
+        regions = self.region_inputs(self.ctx.dataset.in_channels, 0) if self.regions else None
         return KernelTracker(self.x, self.y, self.ctx.dataset.num_classes, self.ctx.ntk, list(self.selection.metrics),
-                             epochs, x_test=self.x_test, y_test=self.y_test, seed=self.seed, theta0=theta0)
+                             epochs, x_test=self.x_test, y_test=self.y_test, seed=self.seed, theta0=theta0,
+                             settings=self.settings, region_inputs=regions)
+
+    def region_inputs(self, channels: int, repeat: int) -> torch.Tensor:
+        """TE-NAS's inputs for counting linear regions: ``batches`` x ``inputs`` random ``crop`` x ``crop`` crops of
+        training images, each with ``channels`` of the image's channels (picked at random); fixed by (seed, repeat)."""
+        cfg = self.settings.linear_regions
+        x, _ = self.ctx.data.train_tensors
+        n, c, h, w = x.shape
+        if cfg.crop > min(h, w):
+            raise ValueError(f"metric.linear_regions.crop={cfg.crop} is larger than the {h}x{w} images")
+        gen = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, repeat, 7]).generate_state(1)[0]))
+        total = cfg.batches * cfg.inputs
+        images = torch.randint(0, n, (total,), generator=gen)
+        top = torch.randint(0, h - cfg.crop + 1, (total,), generator=gen)
+        left = torch.randint(0, w - cfg.crop + 1, (total,), generator=gen)
+        picks = torch.argsort(torch.rand(total, c, generator=gen), dim=1)[:, :channels].sort(dim=1).values
+        rows = (top[:, None] + torch.arange(cfg.crop))[:, None, :, None]
+        cols = (left[:, None] + torch.arange(cfg.crop))[:, None, None, :]
+        crops = x.cpu()[images[:, None, None, None], picks[:, :, None, None], rows, cols]
+        return crops.to(self.ctx.device).contiguous()
+
+    def _probe(self, repeat: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The probe (and held-out) batch of repeat ``repeat`` (repeat 0: the run's own)."""
+        if repeat == 0:
+            return self.x, self.y, self.x_test, self.y_test
+        seed = int(np.random.SeedSequence([self.seed, repeat]).generate_state(1)[0])
+        x, y = self.ctx.data.probe_batch(self.ctx.ntk.batch_size, seed)
+        xt = yt = None
+        if self.selection.needs_held_out:
+            xt, yt = self.ctx.data.probe_batch(self.ctx.ntk.batch_size, seed, split="test")
+        return x, y, xt, yt
+
+    def _at_init(self, arch: str, names: list[str]) -> tuple[dict[str, float], list[str]]:
+        """The selection at initialisation, averaged over ``metric.repeats`` probe batches and initialisations."""
+        runs: list[dict[str, float]] = []
+        flags: set[str] = set()
+        for repeat in range(self.repeats):
+            model = self.build_model(arch, repeat)
+            x, y, xt, yt = self._probe(repeat)
+            region_model = region_inputs = None
+            if self.regions:
+                torch.manual_seed(arch_seed(self.seed, arch, repeat) + 1)
+                thin = self.ctx.space.thin_network(arch, self.ctx.dataset.num_classes)
+                if thin is not None:
+                    region_model = initialize(thin, self.ctx.init).to(self.ctx.device)
+                region_inputs = self.region_inputs(1 if thin is not None else self.ctx.dataset.in_channels, repeat)
+            mctx = MetricContext(model, x, y, self.ctx.dataset.num_classes, self.ctx.ntk, x_test=xt, y_test=yt,
+                                 seed=self.seed, settings=self.settings, region_model=region_model,
+                                 region_inputs=region_inputs)
+            runs.append(compute_metrics(names, mctx))
+            flags |= mctx.flags
+        if self.repeats == 1:
+            return runs[0], sorted(flags)
+        return {n: float(np.mean([r[n] for r in runs])) for n in names}, sorted(flags)
 
     # ------------------------------------------------------------------------------------------ scoring
     def score(self, arch: str, epochs: int | None = None) -> ScoreRecord:
@@ -155,11 +225,12 @@ class ArchScorer:
                                cached["flags"], cached["seconds"], True, None, cached.get("extra", {}))
 
         def compute() -> tuple[dict[str, float], list[str], dict[str, float]]:
-            model = self.build_model(arch)
             if t == 0:
-                mctx = MetricContext(model, self.x, self.y, self.ctx.dataset.num_classes, self.ctx.ntk,
-                                     x_test=self.x_test, y_test=self.y_test, seed=self.seed)
-                return compute_metrics(names, mctx), sorted(mctx.flags), {}
+                values, flags = self._at_init(arch, names)
+                return values, flags, {}
+            if self.repeats > 1:
+                raise ValueError("metric.repeats applies at initialisation only (metric.train_epochs=0)")
+            model = self.build_model(arch)
             tracker = self.tracker([t])
             train_for(model, self.ctx.data, self.ctx.train, tracker, self.checkpoint_dir(arch))
             (at_t,) = [r for r in tracker.records if r["epoch"] == t]

@@ -58,6 +58,11 @@ class SearchSpace(ABC):
         """The settings that change which network an arch string builds (part of every score's cache key, so every
         setting must be here)."""
 
+    def thin_network(self, arch: str, num_classes: int) -> nn.Module | None:
+        """A narrow variant of the network to count linear regions on (TE-NAS), taking one-channel inputs; None where
+        the space has none (the network itself is used)."""
+        return None
+
     def index_of(self, arch: str) -> int | None:
         """The benchmark's official index of ``arch``; None for a space without one."""
         return None

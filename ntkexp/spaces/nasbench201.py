@@ -163,11 +163,19 @@ class ResNetBasicBlock(nn.Module):
 
 
 class TinyNetwork(nn.Module):
-    """The NAS-Bench-201 macro skeleton around one cell genotype; ``forward`` returns logits."""
+    """The NAS-Bench-201 macro skeleton around one cell genotype; ``forward`` returns logits.
 
-    def __init__(self, ops: tuple[str, ...], C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3):
+    ``stem=False`` feeds the input to the first cell directly (it must then have ``C`` channels) and ``depth`` keeps
+    only the first ``depth`` blocks (cells and reductions): with ``C=1, N=1, stem=False, depth=1`` it is TE-NAS's
+    thin network for counting linear regions."""
+
+    def __init__(self, ops: tuple[str, ...], C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3,
+                 stem: bool = True, depth: int | None = None):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+        if not stem and in_channels != C:
+            raise ValueError(f"without a stem the input must have C={C} channels, not {in_channels}")
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C)) if stem \
+            else nn.Identity()
         layers: list[nn.Module] = []
         c_prev = C
         for stage, c in enumerate((C, 2 * C, 4 * C)):
@@ -175,6 +183,9 @@ class TinyNetwork(nn.Module):
                 layers.append(ResNetBasicBlock(c_prev, c))
                 c_prev = c
             layers.extend(Cell(ops, c) for _ in range(N))
+        if depth is not None:
+            layers = layers[:depth]
+            c_prev = C * (2 ** sum(isinstance(m, ResNetBasicBlock) for m in layers))
         self.cells = nn.Sequential(*layers)
         self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=False))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
@@ -204,6 +215,10 @@ class NASBench201(SearchSpace):
 
     def build(self, arch: str, num_classes: int, in_channels: int = 3) -> nn.Module:
         return TinyNetwork(parse_string(arch), self.C, self.N, num_classes, in_channels)
+
+    def thin_network(self, arch: str, num_classes: int) -> nn.Module:
+        """TE-NAS's network for counting linear regions: one cell of width 1, no stem, on one-channel inputs."""
+        return TinyNetwork(parse_string(arch), C=1, N=1, num_classes=num_classes, in_channels=1, stem=False, depth=1)
 
     def mutate(self, arch: str, rng: np.random.Generator) -> str:
         """Replace the op of one uniformly chosen edge by a different, uniformly chosen op."""

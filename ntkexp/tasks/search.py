@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ntkexp.metrics import expand
 from ntkexp.plotting import pyplot
@@ -87,6 +88,7 @@ def run_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     naive = {c: float(np.nanmean(gt.accuracy(draws, c))) for c in gt.datasets}
     best_possible = {c: float(gt.frame[c].max()) for c in gt.datasets}
 
+    cost = search_cost(ctx, gt, guided, runs[main_label]["score_seconds"])
     curve = pd.concat(curves, ignore_index=True)
     out.table("search_curve", curve)
     payload = {
@@ -94,7 +96,7 @@ def run_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
         "dataset_key": key, "found": runs[main_label], "oracle": runs[oracle_label],
         "random_arch_mean_accuracy": naive, "random_arch_draws": len(draws), "benchmark_best_accuracy": best_possible,
         "baseline_budget": f"the oracle and the random draw get as many evaluations as the guided search made ({made})",
-        "restricted_to_benchmark": bool(restrict), "search_algo": dataclasses.asdict(algo_cfg),
+        "restricted_to_benchmark": bool(restrict), "search_algo": dataclasses.asdict(algo_cfg), "cost": cost,
         "ground_truth": gt.provenance(), **scorer.description(),
     }
     summary = out.summary("search", payload, {
@@ -108,14 +110,39 @@ def run_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
         print(f"{label}: {key} accuracy {run['accuracy'][key]:.2f}% after {run['evaluations']} evaluations, "
               f"{run['score_seconds']:.1f} s of scoring")
     print(f"random arch (mean of {len(draws)}): {naive[key]:.2f}%; best in benchmark: {best_possible[key]:.2f}%")
+    if cost.get("speedup_over_training") is not None:
+        print(f"cost: {cost['score_seconds']:.1f} s of scoring on {cost['device']}; training the "
+              f"{cost['candidates']} candidates would take {cost['benchmark_training_seconds']:.0f} s "
+              f"({cost['speedup_over_training']:.0f}x) by the benchmark's record")
     return summary
+
+
+def device_name(device: torch.device) -> str:
+    """One device in words: the GPU's name, or the CPU with its thread count."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def search_cost(ctx: RunContext, gt: Any, guided: SearchContext, score_seconds: float) -> dict[str, Any]:
+    """The guided search's cost in seconds of one device, next to the benchmark's recorded training time of the archs
+    it evaluated (what a search that trains each candidate would pay; comparable with the LGA paper's Table 2)."""
+    cost: dict[str, Any] = {"device": device_name(ctx.device), "score_seconds": score_seconds,
+                            "candidates": len(guided.evaluated)}
+    recorded = gt.training_seconds(guided.evaluated, ctx.accuracy_key)
+    if recorded is not None:
+        seconds, column = recorded
+        cost.update(benchmark_training_seconds=seconds, benchmark_training_record=f"200 x {column}",
+                    speedup_over_training=seconds / score_seconds if score_seconds > 0 else None)
+    return cost
 
 
 def search_rows(summary: dict[str, Any], base: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**base, "algorithm": summary["algorithm"], "metric": summary["metric"], "dataset": dataset,
              "found": acc, "oracle": summary["oracle"]["accuracy"][dataset],
              "random": summary["random_arch_mean_accuracy"][dataset], "searched_on": summary["dataset_key"],
-             "score_seconds": summary["found"]["score_seconds"], "evaluations": summary["found"]["evaluations"]}
+             "score_seconds": summary["found"]["score_seconds"], "evaluations": summary["found"]["evaluations"],
+             "speedup_over_training": summary.get("cost", {}).get("speedup_over_training")}
             for dataset, acc in summary["found"]["accuracy"].items()]
 
 

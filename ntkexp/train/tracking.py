@@ -15,7 +15,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from ntkexp.metrics import MetricContext, compute_metrics
+from ntkexp.metrics import MetricContext, MetricSettings, compute_metrics
 from ntkexp.ntk import NTKConfig
 
 
@@ -39,8 +39,10 @@ class KernelTracker(L.Callback):
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, ntk_cfg: NTKConfig,
                  metric_names: list[str], epochs: list[int], x_test: torch.Tensor | None = None,
-                 y_test: torch.Tensor | None = None, seed: int = 0, theta0: torch.Tensor | None = None) -> None:
+                 y_test: torch.Tensor | None = None, seed: int = 0, theta0: torch.Tensor | None = None,
+                 settings: MetricSettings | None = None, region_inputs: torch.Tensor | None = None) -> None:
         self.x, self.y, self.num_classes = x, y, num_classes
+        self.settings, self.region_inputs = settings or MetricSettings(), region_inputs
         self.x_test, self.y_test, self.seed = x_test, y_test, seed
         self.ntk_cfg, self.metric_names = ntk_cfg, list(metric_names)
         self.epochs = sorted(set(int(e) for e in epochs))
@@ -52,7 +54,8 @@ class KernelTracker(L.Callback):
         device = next(model.parameters()).device
         ctx = MetricContext(model, self.x.to(device), self.y, self.num_classes, self.ntk_cfg,
                             x_test=None if self.x_test is None else self.x_test.to(device), y_test=self.y_test,
-                            seed=self.seed)
+                            seed=self.seed, settings=self.settings,
+                            region_inputs=None if self.region_inputs is None else self.region_inputs.to(device))
         values = compute_metrics(self.metric_names, ctx)
         record: dict[str, Any] = {"epoch": epoch, **values}
         if epoch == 0 and self.theta0 is None:

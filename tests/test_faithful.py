@@ -1,0 +1,189 @@
+"""Faithful to the papers: TE-NAS linear regions, TEG-NAS repeats and init, the REINFORCE reward and presets, GradSign's
+reference convention, honest search costs, and search on every space family."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
+from ntkexp.config import SearchAlgoConfig
+from ntkexp.main import run
+from ntkexp.metrics import MetricContext, compute_metrics
+from ntkexp.ntk import NTKConfig
+from ntkexp.scoring import ArchScorer, RunContext
+from ntkexp.search import SEARCH_ALGOS, OracleScorer, SearchContext
+from ntkexp.search.algorithms import step_difference
+from ntkexp.spaces import NASBench101, NASBench201, NDSSpace
+from ntkexp.spaces.nds import parse_genotype
+
+from .conftest import DIGITS, make_cfg
+
+TINY = ["ntk.batch_size=8", "logger=csv", "task.progress=false", "threads=1"]
+
+
+# --------------------------------------------------------------------------------------- 1. linear regions (TE-NAS)
+def test_linear_regions_vary_across_nb201_archs_and_exceed_the_probe_batch(tmp_path: Path) -> None:
+    summary = run(make_cfg(["metric=linear_regions", "n_archs=12", *TINY], tmp_path))
+    counts = pd.read_csv(tmp_path / "run" / "scores.csv")["linear_regions"]
+    assert counts.max() > 8 * 10  # far beyond the 8 probe images: counted over 3 x 1,000 crops
+    assert counts.nunique() >= 8  # it tells archs apart
+    assert summary["conventions"]["metric_settings"]["linear_regions"]["protocol"] == "tenas"
+
+
+def test_the_region_counter_on_a_line_where_regions_are_intervals() -> None:
+    """A one-hidden-layer ReLU net on the interval [-3, 3]: its regions are the pieces between the units' kinks."""
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(1, 9), nn.ReLU(), nn.Linear(9, 2)).double()
+    w, b = net[0].weight.detach().numpy()[:, 0], net[0].bias.detach().numpy()
+    kinks = -b / w
+    expected = int(np.sum((kinks > -3) & (kinks < 3))) + 1
+    line = torch.linspace(-3, 3, 6001, dtype=torch.float64)[:, None]
+    ctx = MetricContext(net, line[:4], torch.zeros(4, dtype=torch.long), 2, NTKConfig(dtype="float64"),
+                        region_inputs=line)
+    assert compute_metrics(["linear_regions"], ctx)["linear_regions"] == expected
+
+
+def test_tenas_crops_are_pooled_one_channel_and_fixed_by_seed(tmp_path: Path) -> None:
+    ctx = RunContext.build(make_cfg(["metric=linear_regions", *TINY], tmp_path), need_ground_truth=False)
+    scorer = ArchScorer(ctx)
+    crops = scorer.region_inputs(1, 0)
+    assert crops.shape == (3000, 1, 3, 3)
+    assert torch.equal(crops, scorer.region_inputs(1, 0)) and not torch.equal(crops, scorer.region_inputs(1, 1))
+    thin = NASBench201().thin_network(NASBench201().arch_of(7), 10)
+    assert thin(crops[:5]).shape == (5, 10)
+    assert sum(isinstance(m, nn.Conv2d) and m.in_channels == 3 for m in thin.modules()) == 0  # no stem
+
+
+# --------------------------------------------------------------------------------------- 2. TEG-NAS preset, repeats
+def test_the_tegnas_preset_follows_the_paper() -> None:
+    cfg = make_cfg(["metric=tegnas_paper"])
+    assert cfg.init.name == "kaiming" and cfg.ntk.bn_mode == "train" and cfg.metric.repeats == 3
+    assert list(cfg.metric.names) == ["tegnas", "cond", "linear_regions", "ntk_mse"]
+    assert cfg.metric.linear_regions.protocol == "tenas"
+
+
+def test_repeats_average_independent_batches_and_inits(tmp_path: Path) -> None:
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    one = ArchScorer(RunContext.build(make_cfg(["metric=ntk", *TINY], tmp_path / "a"), need_ground_truth=False))
+    three = ArchScorer(RunContext.build(make_cfg(["metric=ntk", "metric.repeats=3", *TINY], tmp_path / "b"),
+                                        need_ground_truth=False))
+    single = one.score(arch).values
+    parts = []
+    for repeat in range(3):  # each repeat: its own initialisation and probe batch, measured on its own
+        x, y, _, _ = three._probe(repeat)
+        ctx = MetricContext(three.build_model(arch, repeat), x, y, 10, three.ctx.ntk)
+        parts.append(compute_metrics(["lga", "fnorm"], ctx))
+    assert parts[0]["lga"] == single["lga"] and parts[1]["lga"] != parts[0]["lga"]
+    averaged = three.score(arch).values
+    for name in ("lga", "fnorm"):
+        assert averaged[name] == pytest.approx(np.mean([p[name] for p in parts]), rel=1e-12)
+
+
+# --------------------------------------------------------------------------------------- 3. REINFORCE and presets
+def test_the_reinforce_reward_is_teg_nas_equation_16() -> None:
+    assert step_difference([5.0], 5.0) == 0.0  # the first step has no previous value
+    assert step_difference([1.0, 3.0, 2.0], 2.0) == pytest.approx((2 - 3) / (3 - 1))
+    assert step_difference([1.0, 3.0, 7.0], 7.0) == pytest.approx((7 - 3) / (7 - 1))
+    assert step_difference([2.0, 2.0], 2.0) == 0.0
+
+
+@pytest.mark.parametrize("preset, expected", [
+    ("reinforce_tegnas", {"iterations": 500, "lr": 0.04, "ema": 0.9, "reward": "step_difference",
+                          "derive": "policy_argmax"}),
+    ("rea_tegnas", {"population_size": 256, "sample_size": 64, "iterations": 1000, "derive": "population"}),
+    ("rea", {"population_size": 10, "sample_size": 3}),
+])
+def test_search_presets_carry_the_papers_settings(preset: str, expected: dict) -> None:
+    cfg = make_cfg([f"search_algo={preset}"])
+    assert {k: cfg.search_algo[k] for k in expected} == expected
+
+
+def test_reinforce_returns_its_policy_argmax_cleanly() -> None:
+    gt = load_ground_truth(BenchmarkConfig(table="pkg://nb201.parquet"))
+    space = NASBench201()
+    cfg = SearchAlgoConfig(name="reinforce", budget_evals=60, iterations=60, lr=0.5, derive="policy_argmax")
+    ctx = SearchContext(space, OracleScorer(gt, "cifar10"), cfg, 0, gt, "cifar10")
+    found = SEARCH_ALGOS.get("reinforce")(ctx)
+    assert found == ctx.details["policy_argmax"] and ctx.details["iterations"] == 60
+    assert space.validate(found) == found
+
+
+# --------------------------------------------------------------------------------------- 4. honest search costs
+def test_a_search_pays_for_its_metric_only_and_baselines_get_its_budget(tmp_path: Path) -> None:
+    cfg = make_cfg(["task=search", "metric=ntk", "search_algo=rea", "search_algo.budget_evals=500",
+                    "search_algo.budget_seconds=1.0", "use_cache=false", *TINY], tmp_path)
+    summary = run(cfg)
+    assert summary["metric"] == "lga" and summary["components"] == ["lga"]  # not fnorm, mean, ncn too
+    made = summary["found"]["evaluations"]
+    assert made < 500 and summary["oracle"]["evaluations"] == made and summary["random_arch_draws"] == made
+    assert set(summary["found"]["accuracy"]) == {"cifar10", "cifar100", "ImageNet16-120"}  # accuracies only
+    cost = summary["cost"]
+    assert cost["device"].startswith("cpu") and cost["score_seconds"] >= 1.0
+    assert cost["benchmark_training_seconds"] > 100 * cost["score_seconds"] and cost["speedup_over_training"] > 100
+
+
+# --------------------------------------------------------------------------------------- 5. GradSign's convention
+def test_gradsign_by_default_is_its_reference_code(tmp_path: Path) -> None:
+    """An independent loop: one forward pass per sample (train mode), the Conv/Linear weights' gradients only."""
+    torch.manual_seed(0)
+    net = NASBench201(C=4, N=1).build(NASBench201().arch_of(321), num_classes=10).double()
+    x, y = torch.randn(6, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 4, 5])
+    weights = [m.weight for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    net.train()
+    rows = []
+    for i in range(6):
+        loss = F.cross_entropy(net(x[i:i + 1]), y[i:i + 1])
+        rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, weights)]))
+    signs = torch.sign(torch.stack(rows))
+    reference = float(signs.sum(0).abs().sum())
+    value = compute_metrics(["gradsign"], MetricContext(net, x, y, 10, NTKConfig(bn_mode="train", dtype="float64")))
+    assert value["gradsign"] == pytest.approx(reference, abs=2 * int((torch.stack(rows).abs() < 1e-12).sum()))
+
+
+# --------------------------------------------------------------------------------------- 7. search on every space
+def _nb101_table(path: Path, n: int = 12) -> None:
+    space, rng = NASBench101(stem_channels=8, num_stacks=1, cells_per_stack=1), np.random.default_rng(0)
+    archs = list(dict.fromkeys(space.sample(rng) for _ in range(3 * n)))[:n]
+    pd.DataFrame({"arch_str": archs, "cifar10_valid": rng.uniform(80, 95, len(archs))}).to_csv(path, index=False)
+
+
+def _nds_file(path: Path, n: int = 10) -> None:
+    space, rng = NDSSpace("enas", C=4, layers=3), np.random.default_rng(0)
+    records = []
+    for k in range(n):
+        geno = parse_genotype(space.sample(rng))
+        records.append({"net": {"genotype": geno, "width": 4, "depth": 3}, "test_ep_top1": [50.0, 5.0 + k]})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records))
+
+
+@pytest.mark.parametrize("algo", ["random", "rea", "reinforce"])
+@pytest.mark.parametrize("family", ["nasbench201", "nasbench101", "nds"])
+def test_every_search_algorithm_runs_on_every_space_family(tmp_path: Path, family: str, algo: str) -> None:
+    args = [f"search_algo={algo}", "search_algo.budget_evals=4", "metric=grad_norm", "task=search", *TINY]
+    if family == "nasbench101":
+        _nb101_table(tmp_path / "nb101.csv")
+        args += ["search_space=nasbench101", f"search_space.benchmark.table={tmp_path / 'nb101.csv'}",
+                 "search_space.benchmark.source=null",
+                 "search_space.benchmark.expected_rows=null", "search_space.kwargs.stem_channels=8",
+                 "search_space.kwargs.num_stacks=1", "search_space.kwargs.cells_per_stack=1"]
+    elif family == "nds":
+        _nds_file(tmp_path / "data" / "nds" / "ENAS.json")
+        args += ["search_space=nds_enas", f"paths.data_root={tmp_path / 'data'}"]
+    summary = run(make_cfg(args, tmp_path))
+    assert summary["found"]["evaluations"] == 4 and np.isfinite(summary["found"]["accuracy"]["cifar10"])
+    assert summary["restricted_to_benchmark"] == (family != "nasbench201")
+
+
+def test_lga_t_search_on_the_fixture_trains_each_candidate_once(tmp_path: Path) -> None:
+    summary = run(make_cfg([*DIGITS, "task=search", "metric=lga", "metric.train_epochs=1", "search_algo.budget_evals=3",
+                            "dataset.train_subset=128", "dataset.batch_size=64", *TINY], tmp_path))
+    assert summary["found"]["evaluations"] == 3 and summary["cost"]["score_seconds"] > 0
