@@ -63,6 +63,27 @@ class SearchAlgoConfig:
 
 
 @dataclass
+class SimulatedSearchConfig:
+    """``task=simulated_search``: benchmark-simulated searches (see ``ntkexp.search.simulated``)."""
+
+    # methods to run: rs, rea, reinforce, hb, bohb; G-<name> for the metric-assisted variant; A-REA
+    methods: list[str] = field(default_factory=lambda: ["RS", "G-RS", "REA", "G-REA", "A-REA", "REINFORCE",
+                                                         "G-REINFORCE", "HB", "G-HB", "BOHB"])
+    runs: int = 500
+    budget_seconds: float = 12000.0  # of the benchmark's recorded training time (GPU seconds), per run
+    dataset: str = "cifar10"  # the data set searched on (its 12-epoch validation accuracy and training time)
+    pool_size: int = 10  # candidates a metric-assisted step scores to evaluate one (not given by GradSign)
+    init_pool: int = 100  # A-REA: random archs the initial population is chosen from by the metric
+    a_rea_metric: str | None = None  # A-REA's metric (GradSign's table: naswot); None: metric.names[0]
+    population_size: int = 10  # rea
+    sample_size: int = 3  # rea
+    lr: float = 0.01  # reinforce
+    ema: float = 0.9  # reinforce baseline momentum
+    eta: int = 16  # hyperband reduction factor (12 -> 192 epochs: the benchmark's two fidelities)
+    published: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> {column: value} to compare
+
+
+@dataclass
 class TaskConfig:
     """Config group ``task``; fields a task does not use are ignored by it."""
 
@@ -79,6 +100,8 @@ class TaskConfig:
     bands: dict[str, list[float]] = field(default_factory=lambda: {"high": [0.9, 1.0], "mid": [0.45, 0.55],
                                                                    "low": [0.0, 0.1]})
     per_band: int = 5
+    # simulated_search
+    simulated: SimulatedSearchConfig = field(default_factory=SimulatedSearchConfig)
 
 
 @dataclass
@@ -102,6 +125,7 @@ class RunConfig:
     trainer: TrainConfig = field(default_factory=TrainConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
+    target: str = "test"  # the accuracy ranked against: test (final test) | valid (final validation, <key>_valid)
     n_archs: int | None = 100  # null: every arch the ground truth has
     archs: list[str] | None = None  # a named list instead of sampling
     archs_file: str | None = None  # or a text file of archs, one per line ('#' starts a comment)

@@ -239,3 +239,18 @@ def test_outputs_respect_the_umask(tmp_path: Path) -> None:
         os.umask(old)
     for name in ("scores.csv", "summary.json", "scatter.png"):
         assert stat.S_IMODE((tmp_path / "run" / name).stat().st_mode) == 0o644, name
+
+
+def test_training_curves_go_to_the_runs_wandb_record(tmp_path: Path) -> None:
+    from .conftest import DIGITS
+
+    proc = _cli(tmp_path, *DIGITS, "metric=lga", "metric.train_epochs=1", "n_archs=2", "ntk.batch_size=8",
+                "dataset.train_subset=256", env={"WANDB_MODE": "offline"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_dir = tmp_path / "run"
+    curves = pd.read_csv(run_dir / "training_curves.csv")
+    assert len(curves) == 2 * 2 and set(curves.columns) >= {"arch", "epoch", "step", "loss", "acc"}
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert sum("train/loss" in row for row in logged) == len(curves)
+    (offline,) = _wandb_runs(run_dir)
+    assert b"train/loss" in next(offline.glob("*.wandb")).read_bytes()  # the same W&B run as the results

@@ -88,6 +88,8 @@ class RunContext:
             torch.set_num_threads(config.threads)
         if config.seed < 0:
             raise ValueError(f"seed={config.seed} must be >= 0")
+        if config.target not in ("test", "valid"):
+            raise ValueError(f"target={config.target!r} must be 'test' or 'valid'")
         selection = expand(config.metric.names)
         if config.metric.train_epochs < 0:
             raise ValueError(f"metric.train_epochs must be >= 0, got {config.metric.train_epochs}")
@@ -99,8 +101,10 @@ class RunContext:
         ground_truth = None
         if need_ground_truth:
             ground_truth = load_ground_truth(config.search_space.benchmark)
-            ground_truth.require(data_cfg.benchmark_key,
-                                 f"; dataset={data_cfg.name} does not go with this search_space's benchmark")
+            column = data_cfg.benchmark_key if config.target == "test" else f"{data_cfg.benchmark_key}_valid"
+            hint = (f"; dataset={data_cfg.name} does not go with this search_space's benchmark" if config.target == "test"
+                    else f"; the benchmark records no validation accuracy for {data_cfg.benchmark_key} (use target=test)")
+            ground_truth.require(column, hint)
             ground_truth.validate_archs(space.validate)
         device = resolve_device(config.device)
         data = ArrayDataModule(data_cfg, seed=config.seed, device=device, epoch_images=config.trainer.epoch_images)
@@ -111,7 +115,18 @@ class RunContext:
 
     @property
     def accuracy_key(self) -> str:
-        return self.config.dataset.benchmark_key
+        """The ground-truth column ranked against: the data set's key (``target=test``) or ``<key>_valid``."""
+        key = self.config.dataset.benchmark_key
+        return key if self.config.target == "test" else f"{key}_valid"
+
+    @property
+    def accuracy_label(self) -> str:
+        """What the ranked accuracy is, in words, with its column."""
+        gt = self.require_ground_truth()
+        label = gt.label or "accuracy"
+        if self.config.target == "valid":
+            label = label.replace("test accuracy", "validation accuracy")
+        return f"{label} [{self.accuracy_key}]"
 
     def require_ground_truth(self) -> GroundTruth:
         if self.ground_truth is None:

@@ -104,6 +104,7 @@ class ArchScorer:
         self.n_computed = 0
         self.n_cached = 0
         self.computed_seconds = 0.0
+        self.curves: list[dict[str, Any]] = []  # training steps run by this scorer: {arch, epoch, step, loss, acc}
 
     # ------------------------------------------------------------------------------------------ conventions
     def training(self, what: str) -> dict[str, Any]:
@@ -232,7 +233,7 @@ class ArchScorer:
                 raise ValueError("metric.repeats applies at initialisation only (metric.train_epochs=0)")
             model = self.build_model(arch)
             tracker = self.tracker([t])
-            train_for(model, self.ctx.data, self.ctx.train, tracker, self.checkpoint_dir(arch))
+            self._train(arch, model, tracker)
             (at_t,) = [r for r in tracker.records if r["epoch"] == t]
             return ({n: float(at_t[n]) for n in names}, [f for f in at_t["flags"].split(";") if f],
                     {k: float(at_t[k]) for k in TRAIN_EXTRAS})
@@ -265,7 +266,7 @@ class ArchScorer:
             model = self.build_model(arch)
             tracker = self.tracker(epochs)
             tracker.measure(model, 0)  # Theta_0, on the network as initialised
-            train_for(model, self.ctx.data, self.ctx.train, tracker, self.checkpoint_dir(arch))
+            self._train(arch, model, tracker)
             return sorted(tracker.records, key=lambda r: r["epoch"])
 
         def failed() -> list[dict[str, Any]]:
@@ -278,6 +279,14 @@ class ArchScorer:
             for r in records:
                 r["flags"] = f"error:{error.split(':')[0]}"
         return TrackRecord(arch, self.ctx.space.index_of(arch), records, seconds, False, error)
+
+    def _train(self, arch: str, model: torch.nn.Module, tracker: KernelTracker) -> None:
+        """Train ``model`` through the tracker's epochs (resuming from kept states), keeping the steps' curve."""
+        curve: list[dict[str, Any]] = []
+        try:
+            train_for(model, self.ctx.data, self.ctx.train, tracker, self.checkpoint_dir(arch), curve)
+        finally:
+            self.curves += [{"arch": arch, **row} for row in curve]
 
     def _attempt(self, arch: str, compute: Callable[[], T], failed: Callable[[], T]) -> tuple[T, float, str | None]:
         """(result, seconds, None), or (failed(), seconds, "<Type>: <message>") when ``compute`` raises: the one

@@ -56,6 +56,16 @@ class RunOutput:
         self.logger.log_image(name, path)
         return path
 
+    def training_curves(self, curves: list[dict[str, Any]]) -> None:
+        """The training steps a run took (``training_curves.csv``: arch, epoch, step, loss, acc), on the dashboard as
+        a table and as step-by-step ``train/loss`` and ``train/acc`` series."""
+        if not curves:
+            return
+        self.table("training_curves", pd.DataFrame(curves))
+        for i, row in enumerate(curves):
+            self.logger.log_metrics({"train/loss": row["loss"], "train/acc": row["acc"], "train/step": i,
+                                     "train/epoch": row["epoch"]})
+
     def summary(self, task: str, payload: dict[str, Any], dashboard: dict[str, Any],
                 conventions: dict[str, Any]) -> dict[str, Any]:
         """``summary.json``: the task's ``payload``, the conventions, the device, library versions and the whole

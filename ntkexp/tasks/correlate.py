@@ -103,6 +103,7 @@ def run_correlate(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     extra = [c for c in ("train_loss", "train_acc") if c in frame]
     columns = ["arch", "index", *names, *extra, "accuracy", "flags", "seconds", "cached"]
     out.table("scores", frame[columns + (["error"] if "error" in frame else [])], log=False)
+    out.training_curves(scorer.curves)
     out.logger.log_table("scores", frame[columns])
 
     gt = ctx.require_ground_truth()
@@ -111,7 +112,7 @@ def run_correlate(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "n_archs": len(frame),
         **scorer.description(),
-        "accuracy_label": f"{gt.label or 'accuracy'} [{key}]",
+        "accuracy_label": ctx.accuracy_label,
         "ground_truth": gt.provenance(),
         "correlations": correlations,
         "directions": {n: direction_of(n) for n in names},
@@ -158,7 +159,64 @@ def correlate_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
     box = frame.pivot_table(index=["group", "seed"], columns="metric", values="kendall_tau")
     if box.index.get_level_values("seed").nunique() > 1:
         parts += [f"![per-seed box plot]({decile_box_plot(box, out_dir / 'correlate_box.png').name})", ""]
+    settings = pd.DataFrame([parse_group(g) for g in table["group"]], index=table.index)
+    if "bn_mode" in settings:
+        parts += best_of_bn_modes(table.join(settings), [c for c in settings.columns if c != "bn_mode"], out_dir)
+        if "init" in settings:
+            parts += convention_spread(table.join(settings), out_dir)
     return parts
+
+
+PAPER_BN_MODES = ("per_sample", "eval")  # Mok et al.'s Train (per-sample statistics) and Eval modes
+
+
+def parse_group(group: str) -> dict[str, str]:
+    """A report group label (``"bn_mode=eval search_space=nasbench101"``) as {override: value}."""
+    return dict(item.split("=", 1) for item in group.split() if "=" in item)
+
+
+def best_of_bn_modes(table: pd.DataFrame, others: list[str], out_dir: Path) -> list[str]:
+    """Per metric and every other setting (``others``), Kendall tau in each BN mode and the better of the paper's two
+    (Train = ``per_sample``, Eval): what Mok et al.'s Figure 3 plots."""
+    wide = table.pivot_table(index=[*others, "metric"], columns="bn_mode", values="kendall_tau_mean")
+    wide.columns = [f"tau {m}" for m in wide.columns]
+    paper = [f"tau {m}" for m in PAPER_BN_MODES if f"tau {m}" in wide.columns]
+    if not paper:
+        return []
+    wide["best of Train/Eval"] = wide[paper].max(axis=1)
+    wide["better mode"] = wide[paper].idxmax(axis=1).str.removeprefix("tau ")
+    out = wide.reset_index()
+    write_csv(out, out_dir / "correlate_best_bn_mode.csv")
+    plt = pyplot()
+    label = out[others].astype(str).agg(" ".join, axis=1) if others else pd.Series("all", index=out.index)
+    groups = list(dict.fromkeys(label))
+    metrics = list(dict.fromkeys(out["metric"]))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * len(groups) * len(metrics)), 3.8))
+    width = 0.8 / max(1, len(metrics))
+    for m, metric in enumerate(metrics):
+        best = out[out["metric"] == metric].assign(label=label).set_index("label")["best of Train/Eval"]
+        ax.bar(np.arange(len(groups)) + m * width, best.reindex(groups).to_numpy(), width=width, label=metric)
+    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups, rotation=30, ha="right", fontsize=7)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_ylabel("Kendall tau (better BN mode)")
+    ax.set_title("At initialisation, the better of the Train (per-sample) and Eval BN modes (Mok et al., Fig. 3)",
+                 fontsize=8)
+    ax.legend(fontsize=7)
+    path = save_figure(fig, out_dir / "correlate_best_bn_mode.png")
+    return ["## Better of the two BN modes (what Mok et al.'s Figure 3 plots), next to each mode", "",
+            markdown(out), "", f"![best of the BN modes]({path.name})", ""]
+
+
+def convention_spread(table: pd.DataFrame, out_dir: Path) -> list[str]:
+    """Kendall tau of each metric under each BN mode x init, with its spread (max - min): how much a convention
+    moves the verdict."""
+    wide = table.pivot_table(index="metric", columns=["bn_mode", "init"], values="kendall_tau_mean")
+    wide.columns = [f"{bn} / {init}" for bn, init in wide.columns]
+    wide["min"], wide["max"] = wide.min(axis=1), wide.max(axis=1)
+    wide["spread"] = wide["max"] - wide["min"]
+    out = wide.reset_index()
+    write_csv(out, out_dir / "correlate_convention_spread.csv")
+    return ["## Convention spread: Kendall tau of each metric under each BN mode / init", "", markdown(out, 3), ""]
 
 
 def decile_box_plot(box: pd.DataFrame, path: Path) -> Path:

@@ -92,6 +92,7 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     frame = pd.DataFrame(rows)
     frame["accuracy"] = gt.accuracy(list(frame["arch"]), ctx.accuracy_key)
     out.table("evolution", frame)
+    out.training_curves(scorer.curves)
 
     names = list(ctx.selection.metrics)
     top_k = list(task.top_k)

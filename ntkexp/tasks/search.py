@@ -91,6 +91,7 @@ def run_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     cost = search_cost(ctx, gt, guided, runs[main_label]["score_seconds"])
     curve = pd.concat(curves, ignore_index=True)
     out.table("search_curve", curve)
+    out.training_curves(scorer.curves)
     payload = {
         "algorithm": algo_cfg.name, "metric": primary, "components": list(scorer.selection.metrics),
         "dataset_key": key, "found": runs[main_label], "oracle": runs[oracle_label],

@@ -62,7 +62,7 @@ class ClassifierModule(L.LightningModule):
         loss = F.cross_entropy(logits, y)
         acc = (logits.argmax(1) == y).float().mean()
         self.log_dict({"train/loss": loss, "train/acc": acc}, on_step=False, on_epoch=True, batch_size=len(y))
-        return loss
+        return {"loss": loss, "acc": acc.detach()}
 
     def configure_optimizers(self) -> Any:
         c = self.cfg

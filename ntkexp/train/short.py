@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ntkexp.train.module import TrainConfig, fit
-from ntkexp.train.tracking import KernelTracker
+from ntkexp.train.tracking import CurveRecorder, KernelTracker
 
 _EPOCH_FILE = re.compile(r"^epoch_(\d+)\.ckpt$")
 TRAIN_STATS_KEY = "ntkexp_train_stats"
@@ -51,9 +51,10 @@ class EpochCheckpoints(L.Callback):
 
 
 def train_for(model: nn.Module, datamodule: L.LightningDataModule, cfg: TrainConfig, tracker: KernelTracker,
-              ckpt_dir: Path | None) -> nn.Module:
+              ckpt_dir: Path | None, curve: list[dict[str, Any]] | None = None) -> nn.Module:
     """Bring ``model`` (freshly initialised) through the epochs ``tracker.epochs`` (those > 0), measuring at each;
-    resume from the latest kept state at or before the first of them, keep a state at each of them."""
+    resume from the latest kept state at or before the first of them, keep a state at each of them. The steps
+    trained here are appended to ``curve``."""
     wanted = [e for e in tracker.epochs if e > 0]
     if not wanted:
         return model
@@ -69,6 +70,8 @@ def train_for(model: nn.Module, datamodule: L.LightningDataModule, cfg: TrainCon
         if start == wanted[-1]:
             return model  # nothing left to train
     callbacks: list[L.Callback] = [tracker]
+    if curve is not None:
+        callbacks.append(CurveRecorder(curve))
     if ckpt_dir is not None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         callbacks.append(EpochCheckpoints(ckpt_dir, wanted))

@@ -84,3 +84,23 @@ class KernelTracker(L.Callback):
             extra = {"train_loss": float(logged.get("train/loss", np.nan)),
                      "train_acc": 100.0 * float(logged.get("train/acc", np.nan))}
             self.measure(pl_module.model, epoch, extra)
+
+
+class CurveRecorder(L.Callback):
+    """The training curve, step by step: {epoch, step, loss, acc (%)} appended to ``curve`` as training goes (the
+    values stay on the device until each epoch ends, so recording costs no synchronisation per step)."""
+
+    def __init__(self, curve: list[dict[str, Any]]) -> None:
+        self.curve = curve
+        self._pending: list[tuple[int, int, torch.Tensor, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if isinstance(outputs, dict) and "loss" in outputs:
+            self._pending.append((trainer.current_epoch, trainer.global_step, outputs["loss"].detach(),
+                                  outputs.get("acc", torch.tensor(float("nan")))))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for epoch, step, loss, acc in self._pending:
+            self.curve.append({"epoch": epoch + 1, "step": step, "loss": float(loss), "acc": 100.0 * float(acc)})
+        self._pending.clear()
