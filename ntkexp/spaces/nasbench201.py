@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Sequence, Union
 
 import numpy as np
 import torch
@@ -58,6 +58,35 @@ def format_ops(ops: tuple[str, ...] | list[str]) -> str:
     if len(ops) != len(EDGES) or any(op not in OPS for op in ops):
         raise InvalidArchError(f"need 6 ops from {OPS}, got {ops!r}")
     return "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*ops)
+
+
+def parse_supernet(arch: str) -> tuple[tuple[str, ...], ...]:
+    """The op sets of a supernet string, ``|none,skip_connect~0|+|...|`` (each edge's ops joined by commas, each set
+    non-empty and in the benchmark's op order); a plain arch string is the supernet of one op per edge."""
+    cells = [part.strip("|") for part in arch.strip().split("+")]
+    edges: list[tuple[str, ...]] = []
+    for node, part in enumerate(cells, start=1):
+        items = part.split("|")
+        if len(items) != node:
+            raise InvalidArchError(f"supernet node {node} needs {node} edges in {arch!r}")
+        for src, item in enumerate(items):
+            ops_text, _, index = item.rpartition("~")
+            if index != str(src):
+                raise InvalidArchError(f"edge {item!r} of node {node} in {arch!r} must come from node {src}")
+            ops = tuple(o for o in ops_text.split(",") if o)
+            unknown = [o for o in ops if o not in OPS]
+            if not ops or unknown or len(set(ops)) < len(ops):
+                raise InvalidArchError(f"edge {item!r} in {arch!r} needs distinct ops from {', '.join(OPS)}")
+            edges.append(tuple(o for o in OPS if o in ops))
+    if len(edges) != len(EDGES):
+        raise InvalidArchError(f"a supernet string has {len(EDGES)} edges on 3 nodes; got {arch!r}")
+    return tuple(edges)
+
+
+def format_supernet(edges: Sequence[Sequence[str]]) -> str:
+    """The supernet string of per-edge op sets (see :func:`parse_supernet`)."""
+    sets = [",".join(o for o in OPS if o in ops) for ops in edges]
+    return "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*sets)
 
 
 def code_of_string(arch: str) -> int:
@@ -129,12 +158,31 @@ def make_op(op: str, channels: int) -> nn.Module:
     raise InvalidArchError(f"unknown op {op!r}")
 
 
-class Cell(nn.Module):
-    """One NB201 cell: node_j = sum_{i<j} op_{j<-i}(node_i); the output is node 3."""
+class MixedEdge(nn.Module):
+    """An edge of TE-NAS's supernet: the sum of the outputs of every op it still holds (no architecture weights)."""
 
     def __init__(self, ops: tuple[str, ...], channels: int) -> None:
         super().__init__()
-        self.edges = nn.ModuleList(make_op(op, channels) for op in ops)
+        self.ops = nn.ModuleList(make_op(op, channels) for op in ops)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.ops[0](x)
+        for op in self.ops[1:]:
+            out = out + op(x)
+        return out
+
+
+EdgeOps = Union[str, tuple[str, ...]]
+
+
+class Cell(nn.Module):
+    """One NB201 cell: node_j = sum_{i<j} op_{j<-i}(node_i); the output is node 3. An edge given as a tuple of ops is
+    a supernet edge (:class:`MixedEdge`)."""
+
+    def __init__(self, ops: Sequence[EdgeOps], channels: int) -> None:
+        super().__init__()
+        self.edges = nn.ModuleList(make_op(op, channels) if isinstance(op, str) else MixedEdge(op, channels)
+                                   for op in ops)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
@@ -169,7 +217,7 @@ class TinyNetwork(nn.Module):
     only the first ``depth`` blocks (cells and reductions): with ``C=1, N=1, stem=False, depth=1`` it is TE-NAS's
     thin network for counting linear regions."""
 
-    def __init__(self, ops: tuple[str, ...], C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3,
+    def __init__(self, ops: Sequence[EdgeOps], C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3,
                  stem: bool = True, depth: int | None = None):
         super().__init__()
         if not stem and in_channels != C:
@@ -248,3 +296,27 @@ class NASBench201(SearchSpace):
     def label(self) -> str:
         size = "as benchmarked" if (self.C, self.N) == (16, 5) else "a reduced skeleton, not the benchmarked network"
         return f"NAS-Bench-201 network (C={self.C}, N={self.N}: {size})"
+
+
+class NASBench201Supernet(NASBench201):
+    """TE-NAS's NB201 supernet: every edge holds a set of ops whose outputs are summed. Its "archs" are supernet
+    strings (:func:`parse_supernet`); used by the pruning search, which scores supernets with the run's metrics.
+    They are not benchmark archs: :meth:`index_of` is -1."""
+
+    name = "nasbench201_supernet"
+
+    def validate(self, arch: str) -> str:
+        return format_supernet(parse_supernet(arch))
+
+    def build(self, arch: str, num_classes: int, in_channels: int = 3) -> nn.Module:
+        return TinyNetwork(parse_supernet(arch), self.C, self.N, num_classes, in_channels)
+
+    def thin_network(self, arch: str, num_classes: int) -> nn.Module:
+        return TinyNetwork(parse_supernet(arch), C=1, N=1, num_classes=num_classes, in_channels=1, stem=False,
+                           depth=1)
+
+    def index_of(self, arch: str) -> int:
+        return -1
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "supernet": True}

@@ -1,0 +1,120 @@
+"""``task=prune_search``: TE-NAS's pruning search on the NAS-Bench-201 supernet (``ntkexp.search.prune``), driven by
+the run's metrics: a combination (``metric=tegnas``, ``ntk_score``) drives it with its components, otherwise every
+metric named in ``metric.names`` does (``'metric.names=[cond,linear_regions]'`` is TE-NAS). Each supernet is scored
+through the score cache, under the run's conventions (``metric.repeats`` averages as TE-NAS does).
+
+Writes ``prune_rounds.csv`` (every candidate of every round: edge, op, the metrics of the supernet without it, its
+rank sum, whether it was pruned), ``summary.json`` (the found arch, its accuracy on every data set of the benchmark,
+the benchmark's best and mean, the supernets scored and their seconds) and ``prune_rounds.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ntkexp.metrics import COMBINATIONS, expand, traits
+from ntkexp.plotting import pyplot
+from ntkexp.scoring import ArchScorer, RunContext
+from ntkexp.search.prune import PruneRound, prune_supernet
+from ntkexp.spaces.nasbench201 import OPS, EDGES, NASBench201, NASBench201Supernet, format_ops, format_supernet
+from ntkexp.tables import aggregate, markdown
+from ntkexp.tasks.base import RunOutput, register_task
+from ntkexp.tasks.search import device_name
+
+log = logging.getLogger("ntkexp")
+
+
+def driving_metrics(ctx: RunContext) -> list[str]:
+    """The metrics whose ranks are summed: a combination's components, or the metrics named."""
+    primary = ctx.selection.primary
+    if primary in COMBINATIONS:
+        return list(COMBINATIONS.get(primary).components)
+    return [n for n in ctx.config.metric.names if n not in COMBINATIONS]
+
+
+def run_prune_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
+    if not isinstance(ctx.space, NASBench201):
+        raise ValueError(f"the pruning search runs on the NAS-Bench-201 supernet; search_space={ctx.space.name} has "
+                         "none (use search_space=nasbench201)")
+    gt = ctx.require_ground_truth()
+    names = driving_metrics(ctx)
+    supernet = NASBench201Supernet(C=ctx.space.C, N=ctx.space.N)
+    scorer = ArchScorer(dataclasses.replace(ctx, space=supernet), expand(names))
+    seconds: list[float] = []
+
+    def score(state: list[tuple[str, ...]]) -> dict[str, float]:
+        record = scorer.score(format_supernet(state))
+        if record.error is not None:
+            raise RuntimeError(f"scoring the supernet {record.arch} failed: {record.error}")
+        seconds.append(0.0 if record.cached else record.seconds)
+        return {n: float(record.values[n]) for n in names}
+
+    def report(record: PruneRound) -> None:
+        log.info("round %d: pruned %s (%d supernets scored so far, %.1f s)", record.round,
+                 ", ".join(f"edge {e}: {op}" for e, op in sorted(record.pruned.items())), len(seconds), sum(seconds))
+
+    log.info("pruning the NB201 supernet (%s) by %s on %s", supernet.label(), " + ".join(names), ctx.device)
+    ops, rounds = prune_supernet([OPS] * len(EDGES), score, {n: traits(n).direction for n in names}, report)
+    found = format_ops(ops)
+    accuracy = {c: float(gt.accuracy([found], c)[0]) for c in gt.datasets}
+    frame = pd.DataFrame([{"round": r.round, **c, "pruned": r.pruned.get(int(c["edge"])) == c["op"]}
+                          for r in rounds for c in r.candidates])
+    out.table("prune_rounds", frame)
+    key = ctx.accuracy_key
+    payload = {
+        "metric": ctx.selection.primary, "driving_metrics": names, "found": {"arch": found, "accuracy": accuracy},
+        "benchmark_best_accuracy": {c: float(gt.frame[c].max()) for c in gt.datasets},
+        "benchmark_mean_accuracy": {c: float(np.nanmean(gt.frame[c])) for c in gt.datasets},
+        "found_percentile": {c: float((gt.frame[c] < accuracy[c]).mean() * 100) for c in gt.datasets},
+        "rounds": [{"round": r.round, "pruned": {str(e): op for e, op in r.pruned.items()}} for r in rounds],
+        "cost": {"device": device_name(ctx.device), "supernets_scored": len(seconds),
+                 "score_seconds": float(sum(seconds))},
+        "ground_truth": gt.provenance(), **scorer.description(0),
+    }
+    summary = out.summary("prune_search", payload, {"found_accuracy": accuracy[key],
+                                                    "score_seconds": float(sum(seconds))}, scorer.conventions)
+    out.figure("prune_rounds", lambda: rounds_figure(frame, f"pruning by {' + '.join(names)} | found {key} "
+                                                            f"{accuracy[key]:.2f}% | seed {ctx.seed}"))
+    print(f"found: {found}")
+    print(f"{key} accuracy {accuracy[key]:.2f}% (benchmark best {payload['benchmark_best_accuracy'][key]:.2f}%, "
+          f"mean {payload['benchmark_mean_accuracy'][key]:.2f}%, better than {payload['found_percentile'][key]:.1f}% "
+          f"of the archs); {len(seconds)} supernets scored in {sum(seconds):.1f} s on {device_name(ctx.device)}")
+    return summary
+
+
+def rounds_figure(frame: pd.DataFrame, title: str) -> Any:
+    """Per round, each candidate's rank sum (lower: the op matters less), the pruned ones marked."""
+    rounds = sorted(frame["round"].unique())
+    fig, axes = pyplot().subplots(1, len(rounds), figsize=(3.2 * len(rounds), 3.4), squeeze=False, sharey=True)
+    for ax, r in zip(axes[0], rounds):
+        part = frame[frame["round"] == r]
+        labels = [f"e{e}:{op.replace('nor_conv_', 'c').replace('avg_pool_3x3', 'pool')}"
+                  for e, op in zip(part["edge"], part["op"])]
+        colors = ["tab:red" if p else "tab:gray" for p in part["pruned"]]
+        ax.bar(range(len(part)), part["rank_sum"], color=colors)
+        ax.set_xticks(range(len(part)), labels, rotation=90, fontsize=6)
+        ax.set_title(f"round {r} (red: pruned)", fontsize=8)
+    axes[0][0].set_ylabel("rank sum")
+    fig.suptitle(title, fontsize=8)
+    return fig
+
+
+def prune_rows(summary: dict[str, Any], base: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{**base, "metric": summary["metric"], "dataset": dataset, "found": acc,
+             "best": summary["benchmark_best_accuracy"][dataset], "score_seconds": summary["cost"]["score_seconds"]}
+            for dataset, acc in summary["found"]["accuracy"].items()]
+
+
+def prune_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
+    table = aggregate(frame, ["group", "metric", "dataset"], ["found", "best", "score_seconds"])
+    table.to_csv(out_dir / "prune_search_summary.csv", index=False)
+    return ["## Pruning searches (test accuracy %, mean, std and n over seeds)", "", markdown(table), ""]
+
+
+register_task("prune_search", prune_rows, prune_section)(run_prune_search)
