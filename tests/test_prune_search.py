@@ -106,6 +106,7 @@ def test_the_pruning_task_ends_with_a_benchmark_arch(tmp_path: Path) -> None:
     row = gt.set_index("arch_str").loc[arch]
     assert summary["found"]["accuracy"]["cifar10"] == pytest.approx(float(row["cifar10"]))
     assert summary["driving_metrics"] == ["cond", "linear_regions"] and summary["cost"]["supernets_scored"] == 84
+    assert summary["metric"] == "cond+linear_regions"  # named by every driving metric, not the first alone
     assert {"cond", "linear_regions", "rank_sum"} <= set(frame.columns)
     # every pruned op is the lowest rank sum of its edge in its round
     for (_, _), part in frame.groupby(["round", "edge"]):

@@ -67,8 +67,10 @@ def run_prune_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
                           for r in rounds for c in r.candidates])
     out.table("prune_rounds", frame)
     key = ctx.accuracy_key
+    # A combination (tegnas) names itself; metrics listed one by one are named by all of them.
+    label = ctx.selection.primary if ctx.selection.primary in COMBINATIONS else "+".join(names)
     payload = {
-        "metric": ctx.selection.primary, "driving_metrics": names, "found": {"arch": found, "accuracy": accuracy},
+        "metric": label, "driving_metrics": names, "found": {"arch": found, "accuracy": accuracy},
         "benchmark_best_accuracy": {c: float(gt.frame[c].max()) for c in gt.datasets},
         "benchmark_mean_accuracy": {c: float(np.nanmean(gt.frame[c])) for c in gt.datasets},
         "found_percentile": {c: float((gt.frame[c] < accuracy[c]).mean() * 100) for c in gt.datasets},
