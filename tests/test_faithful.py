@@ -87,6 +87,22 @@ def test_repeats_average_independent_batches_and_inits(tmp_path: Path) -> None:
         assert averaged[name] == pytest.approx(np.mean([p[name] for p in parts]), rel=1e-12)
 
 
+def test_the_one_line_convention_names_what_a_metric_computes_its_own_way(tmp_path: Path) -> None:
+    def convention(*overrides: str) -> str:
+        cfg = make_cfg([*overrides, *TINY], tmp_path / str(len(list(tmp_path.iterdir()))))
+        return ArchScorer(RunContext.build(cfg, need_ground_truth=False)).description(0)["convention"]
+
+    plain = convention("metric=ntk")
+    assert "params all" in plain and "gradsign" not in plain and "repeats" not in plain
+    line = convention("metric=gradsign")
+    assert "params all" in line and "gradsign: params conv_linear_weights, bn_mode per_sample" in line
+    assert "gradsign: params ntk, bn_mode ntk" in convention("metric=gradsign", "metric.gradsign.params=ntk",
+                                                             "metric.gradsign.bn_mode=ntk")
+    paper = convention("metric=tegnas_paper")
+    assert "linear_regions: protocol tenas, inputs 1000, batches 3, crop 3" in paper
+    assert "averaged over 3 repeats" in paper
+
+
 # --------------------------------------------------------------------------------------- 3. REINFORCE and presets
 def test_the_reinforce_reward_is_teg_nas_equation_16() -> None:
     assert step_difference([5.0], 5.0) == 0.0  # the first step has no previous value

@@ -134,8 +134,17 @@ class ArchScorer:
             "data": f"{ctx.dataset.label or ctx.dataset.name}; probe batch of {ctx.ntk.batch_size} of its "
                     f"{n_train:,} training images (drawn by seed {self.seed})",
             "convention": f"{when}; BN {ctx.ntk.bn_mode}, init {ctx.init.name}, output reduction "
-                          f"{ctx.ntk.reduction}, params {ctx.ntk.params}, {ctx.ntk.dtype}",
+                          f"{ctx.ntk.reduction}, params {ctx.ntk.params}, {ctx.ntk.dtype}{self._own_conventions()}",
         }
+
+    def _own_conventions(self) -> str:
+        """The settings of metrics that do not follow the NTK's convention, and the repeats, in words: the one-line
+        convention must not say "params all" for a GradSign that used the Conv/Linear weights."""
+        parts = [f"{name}: " + ", ".join(f"{key} {value}" for key, value in settings.items())
+                 for name, settings in self.conventions.get("metric_settings", {}).items()]
+        if self.repeats > 1:
+            parts.append(f"each metric averaged over {self.repeats} repeats (init and probe batch)")
+        return "".join(f"; {part}" for part in parts)
 
     def epochs(self, epochs: int | None) -> int:
         return self.ctx.config.metric.train_epochs if epochs is None else int(epochs)
