@@ -46,6 +46,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     run_dir = Path(run_dir or config.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     task = TASKS.get(config.task.name)
+    task.check_space(config.search_space.name)
     logger = build_logger(config.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), config.name)
     exit_code = 1
     try:

@@ -86,20 +86,29 @@ SectionFn = Callable[[pd.DataFrame, Path], list[str]]
 class Task:
     """A task: ``run(ctx, out) -> summary``; for a sweep report, ``rows(summary, base)`` turns one job's summary into
     tidy rows (``base`` holds the job's group, seed and directory) and ``section(rows, out_dir)`` returns the
-    report's Markdown lines for all of them (writing its figures and tables to ``out_dir``)."""
+    report's Markdown lines for all of them (writing its figures and tables to ``out_dir``). ``spaces``: the search
+    spaces the task runs on (empty: every space), checked before any data is loaded."""
 
     name: str
     run: RunFn
     rows: RowsFn
     section: SectionFn
+    spaces: tuple[str, ...] = ()
+
+    def check_space(self, space: str) -> None:
+        """Refuse, in one line, a search space this task does not run on."""
+        if self.spaces and space not in self.spaces:
+            raise ValueError(f"task={self.name} runs on search_space={' or '.join(self.spaces)} only, not "
+                             f"search_space={space}")
 
 
 TASKS: Registry[Task] = Registry("task")
 
 
-def register_task(name: str, rows: RowsFn, section: SectionFn) -> Callable[[RunFn], RunFn]:
+def register_task(name: str, rows: RowsFn, section: SectionFn, *,
+                  spaces: tuple[str, ...] = ()) -> Callable[[RunFn], RunFn]:
     def wrap(fn: RunFn) -> RunFn:
-        TASKS.register(name, Task(name, fn, rows, section))
+        TASKS.register(name, Task(name, fn, rows, section, spaces))
         return fn
 
     return wrap

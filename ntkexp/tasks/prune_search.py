@@ -39,9 +39,7 @@ def driving_metrics(ctx: RunContext) -> list[str]:
 
 
 def run_prune_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
-    if not isinstance(ctx.space, NASBench201):
-        raise ValueError(f"the pruning search runs on the NAS-Bench-201 supernet; search_space={ctx.space.name} has "
-                         "none (use search_space=nasbench201)")
+    assert isinstance(ctx.space, NASBench201)  # the task declares its space (checked before the run starts)
     gt = ctx.require_ground_truth()
     names = driving_metrics(ctx)
     supernet = NASBench201Supernet(C=ctx.space.C, N=ctx.space.N)
@@ -119,4 +117,4 @@ def prune_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
     return ["## Pruning searches (test accuracy %, mean, std and n over seeds)", "", markdown(table), ""]
 
 
-register_task("prune_search", prune_rows, prune_section)(run_prune_search)
+register_task("prune_search", prune_rows, prune_section, spaces=("nasbench201",))(run_prune_search)
