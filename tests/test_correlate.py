@@ -164,6 +164,26 @@ def test_progress_estimates_time_left_from_computed_items_only(caplog: pytest.Lo
         assert bar.eta() == pytest.approx(8.0)
 
 
+def test_progress_counts_only_the_items_that_may_cost_in_the_time_left(caplog: pytest.LogCaptureFixture) -> None:
+    from ntkexp.scoring import Progress
+
+    # a simulated search: 4 runs without a metric (free), then 6 metric-assisted runs
+    with caplog.at_level("INFO", logger="ntkexp"), Progress(10, "simulated runs", interactive=False, costly=6) as bar:
+        for _ in range(4):
+            bar.step(free=True)
+        assert bar.eta() is None and bar.computed == 0
+        bar.every_s = 0.0  # a line at every step from here on
+        bar.step(cached=False)
+        bar.computed_seconds = 3.0  # the first assisted run took 3 s: 5 assisted runs left, not 5 + anything free
+        assert bar.eta() == pytest.approx(15.0)
+        bar.step(cached=True)  # an assisted run whose archs were all cached still counts as done
+        assert bar.eta() == pytest.approx(12.0)
+    last = [r.getMessage() for r in caplog.records][-1]
+    assert "6/10 done (1 cached, 4 without cost)" in last and "about 12 s left" in last
+    with pytest.raises(ValueError, match="costly"):
+        Progress(3, "x", costly=4)
+
+
 def test_archs_from_a_file_score_exactly_those_archs(tmp_path: Path) -> None:
     first = run(make_cfg(TINY, tmp_path / "sampled"))
     sampled = pd.read_csv(tmp_path / "sampled" / "run" / "scores.csv")

@@ -76,7 +76,9 @@ def run_simulated_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     a_rea_name = sim_cfg.a_rea_metric or metric_name
     a_rea_cache = cache if a_rea_name == metric_name else MetricCache(ArchScorer(ctx, expand([a_rea_name])), a_rea_name)
     rows: list[dict[str, Any]] = []
-    with Progress(len(methods) * sim_cfg.runs, "simulated runs", ctx.config.task.progress) as bar:
+    assisted_runs = sim_cfg.runs * sum(bool(assisted or a_rea) for _, _, assisted, a_rea in methods)
+    with Progress(len(methods) * sim_cfg.runs, "simulated runs", ctx.config.task.progress,
+                  costly=assisted_runs) as bar:  # a run without a metric costs milliseconds
         for label, name, assisted, a_rea in methods:
             for run in range(sim_cfg.runs):
                 sim = SimulatedTraining(gt, sim_cfg.dataset, sim_cfg.budget_seconds)
@@ -97,7 +99,8 @@ def run_simulated_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
                              "metric_archs_new": len(touched) if uses_metric else 0,
                              "metric": used.name if uses_metric else "",
                              "metric_seconds_new": sum(used.seconds[a] for a in touched) if uses_metric else 0.0})
-                bar.step(cached=not touched)
+                bar.step(cached=not touched, free=not uses_metric,
+                         note=f"{label} run {run + 1}/{sim_cfg.runs}, {len(cache.values)} archs scored by the metric")
     frame = pd.DataFrame(rows)
     out.table("runs", frame)
     values = [c for c in frame.columns if c.endswith("_test") or c == f"{sim_cfg.dataset}_valid"]
