@@ -134,7 +134,7 @@ def test_a_metric_guided_search_logs_its_progress(caplog: pytest.LogCaptureFixtu
     with caplog.at_level("INFO", logger="ntkexp"):
         SEARCH_ALGOS.get("random")(ctx)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("random+demo:")]
-    assert len(lines) == 10 and "20/20 done" in lines[-1] and "best so far" in lines[-1]
+    assert len(lines) == 10 and "20/20 done" in lines[-1] and "the metric's pick so far" in lines[-1]
     caplog.clear()
     with caplog.at_level("INFO", logger="ntkexp"):  # the oracle costs nothing: no progress lines
         _oracle_search("random", 0, budget=20)
