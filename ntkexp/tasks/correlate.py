@@ -144,13 +144,19 @@ def correlate_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
     groups = list(dict.fromkeys(table["group"]))
     metrics = list(dict.fromkeys(table["metric"]))
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(metrics) * max(1, len(groups))), 4.0))
-    width = 0.8 / max(1, len(groups))
-    for g, group in enumerate(groups):
-        part = table[table.group == group].set_index("metric").reindex(metrics)
-        ax.bar(np.arange(len(metrics)) + g * width, part["kendall_tau_mean"], yerr=part["kendall_tau_std"].fillna(0),
-               width=width, label=group[:60], capsize=2)
-    ax.set_xticks(np.arange(len(metrics)) + 0.4 - width / 2, metrics, rotation=45, ha="right")
+    per_metric = max(int(table.groupby("metric")["group"].nunique().max()), 1)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(metrics) * per_metric), 4.0))
+    colours = {group: f"C{g % 10}" for g, group in enumerate(groups)}
+    labelled: set[str] = set()
+    for i, metric in enumerate(metrics):  # the groups that scored this metric, side by side, centred on its tick
+        rows = table[table.metric == metric]
+        width = 0.8 / len(rows)
+        for j, row in enumerate(rows.itertuples()):
+            std = row.kendall_tau_std if pd.notna(row.kendall_tau_std) else 0.0
+            ax.bar(i - 0.4 + width * (j + 0.5), row.kendall_tau_mean, yerr=std, width=width, capsize=2,
+                   color=colours[row.group], label=None if row.group in labelled else row.group[:60])
+            labelled.add(row.group)
+    ax.set_xticks(np.arange(len(metrics)), metrics, rotation=45, ha="right")
     ax.set_ylabel("Kendall tau")
     ax.axhline(0, color="grey", lw=0.5)
     ax.legend(fontsize=6)
