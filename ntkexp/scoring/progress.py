@@ -29,7 +29,7 @@ class Progress:
         if not 0 <= self.costly <= total:
             raise ValueError(f"Progress: costly must be between 0 and total ({total}), got {costly}")
         self.interactive = sys.stderr.isatty() if interactive is None else interactive
-        self.done = self.computed = self.costly_done = self.free = 0
+        self.done = self.computed = self.free = 0
         self.computed_seconds = 0.0
         self._step = max(1, total // 10)
         self._start = self._last = self._last_item = time.perf_counter()
@@ -56,7 +56,7 @@ class Progress:
         was computed."""
         if not self.computed:
             return None
-        return self.computed_seconds / self.computed * max(0, self.costly - self.costly_done)
+        return self.computed_seconds / self.computed * max(0, self.costly - (self.done - self.free))
 
     def step(self, cached: bool = False, note: str = "", free: bool = False) -> None:
         """One item finished: ``cached`` if it cost nothing this time, ``free`` if it was known to cost nothing."""
@@ -64,9 +64,7 @@ class Progress:
         self.done += 1
         if free:
             self.free += 1
-        else:
-            self.costly_done += 1
-        if not cached and not free:
+        elif not cached:
             self.computed += 1
             self.computed_seconds += now - self._last_item
         self._last_item = now
