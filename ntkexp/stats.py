@@ -1,4 +1,5 @@
-"""Rank statistics of a metric against accuracy: Kendall tau, Spearman rho (scipy.stats) and top-k precision."""
+"""Rank statistics of a metric against accuracy: Kendall tau, Spearman rho (scipy.stats), top-k precision, and a
+bootstrap interval over the archs that says what their number can resolve."""
 
 from __future__ import annotations
 
@@ -30,10 +31,7 @@ def correlate(values: np.ndarray, accuracy: np.ndarray, direction: int, top_k: l
     if len(values) < 2 or np.all(score == score[0]):
         out.update(kendall_tau=float("nan"), spearman_rho=float("nan"), kendall_p=float("nan"), spearman_p=float("nan"))
     else:
-        # scipy ranks +-inf like any number; map them to finite sentinels beyond the data to be explicit
-        finite = score[np.isfinite(score)]
-        lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 0.0)
-        ranked = np.where(score == -np.inf, lo - 1.0, np.where(score == np.inf, hi + 1.0, score))
+        ranked = _finite_ranks(score)
         tau = stats.kendalltau(ranked, accuracy)
         rho = stats.spearmanr(ranked, accuracy)
         out.update(kendall_tau=float(tau.statistic), kendall_p=float(tau.pvalue),
@@ -41,6 +39,35 @@ def correlate(values: np.ndarray, accuracy: np.ndarray, direction: int, top_k: l
     for frac in top_k:
         out[f"top{frac:g}_precision"] = top_k_precision(score, accuracy, frac) if len(values) else float("nan")
     return out
+
+
+def _finite_ranks(score: np.ndarray) -> np.ndarray:
+    """``score`` with +-inf mapped to finite sentinels beyond the data (scipy ranks them like any number; this makes
+    the convention explicit)."""
+    finite = score[np.isfinite(score)]
+    lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 0.0)
+    return np.where(score == -np.inf, lo - 1.0, np.where(score == np.inf, hi + 1.0, score))
+
+
+STATISTICS = {"kendall_tau": lambda a, b: stats.kendalltau(a, b).statistic,
+              "spearman_rho": lambda a, b: stats.spearmanr(a, b).statistic}
+
+
+def bootstrap_interval(values: np.ndarray, accuracy: np.ndarray, direction: int, statistic: str = "kendall_tau",
+                       confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic`` (``kendall_tau`` or ``spearman_rho``) of the oriented score
+    against accuracy, resampling archs with replacement (scipy.stats.bootstrap, paired); NaN when undefined."""
+    values = np.asarray(values, dtype=np.float64)
+    accuracy = np.asarray(accuracy, dtype=np.float64)
+    keep = ~np.isnan(accuracy)
+    score = oriented(values[keep], direction)
+    if len(score) < 3 or np.all(score == score[0]):
+        return float("nan"), float("nan")
+    fn = STATISTICS[statistic]
+    res = stats.bootstrap((_finite_ranks(score), accuracy[keep]), fn, paired=True, vectorized=False,
+                          n_resamples=n_resamples, confidence_level=confidence, method="percentile",
+                          rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def correlation_table(frame: Any, directions: dict[str, int], top_k: list[float]) -> dict[str, dict[str, Any]]:

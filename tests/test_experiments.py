@@ -28,7 +28,8 @@ CPU_CASES = {
                              {"group": {f"bn_mode={b} init={i}" for b in ("per_sample", "eval")
                                         for i in ("default", "gaussian")}}),
     "metrics_by_band_cpu": ([*TINY_TRAIN, "task.per_band=2"], 1, "kernel_evolution", {"epoch": {0, 1}}),
-    "lga_after_training_cpu": ([*TINY_TRAIN, "n_archs=4"], 1, "kernel_evolution", {"epoch": {0, 1}}),
+    "lga_after_training_cpu": ([*TINY_TRAIN, "n_archs=4", "task.track_epochs=[0,2]"], 1, "kernel_evolution",
+                               {"epoch": {0, 2}}),
     "search_table_cpu": ([*TINY_TRAIN, "seed=0,1", "search_algo.budget_evals=3"], 2, "search",
                          {"algorithm": {"random"}}),
     "gradsign_table55_cpu": (["search_space.kwargs.C=4", "ntk.batch_size=4", "task.simulated.runs=1",
@@ -88,9 +89,13 @@ def test_the_full_presets_run_at_the_papers_scale() -> None:
     assert table55.task.simulated.published["G-REA"]["cifar10_test"] == 94.10
     assert set(table55.task.simulated.published) == {"RS", "G-RS", "REA", "G-REA", "A-REA", "REINFORCE",
                                                      "G-REINFORCE", "BOHB", "G-HB"}
-    # the CPU variants of the training studies keep the paper's step count per epoch on the partial data set
-    for name in ("metrics_by_band_cpu", "lga_after_training_cpu"):
-        assert make_cfg([f"experiment={name}"]).trainer.epoch_images == 50000
+    # metrics_by_band_cpu keeps the paper's step count per epoch on the partial data set
+    assert make_cfg(["experiment=metrics_by_band_cpu"]).trainer.epoch_images == 50000
+    # lga_after_training_cpu: the benchmarked network, t in optimiser steps (0 and 19), NB201's cosine cycle in steps
+    lga_cpu = make_cfg(["experiment=lga_after_training_cpu"])
+    assert lga_cpu.search_space.name == "nasbench201" and dict(lga_cpu.search_space.kwargs) == {"C": 16, "N": 5}
+    assert lga_cpu.trainer.epoch_steps == 1 and list(lga_cpu.task.track_epochs) == [0, 19]
+    assert lga_cpu.trainer.schedule_steps == 200 * 196 and lga_cpu.n_archs == 100 and lga_cpu.ntk.batch_size == 64
 
 
 @pytest.mark.parametrize("name", sorted(CPU_CASES))

@@ -10,6 +10,7 @@ import torch
 
 from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
 from ntkexp.data import DataConfig, MissingFileError, build_datamodule, load_arrays
+from ntkexp.data.datamodule import TensorBatches
 
 from .conftest import DIGITS_TABLE, shared
 
@@ -94,4 +95,34 @@ def test_digits_datamodule_probe_batch_is_fixed_by_seed() -> None:
     assert torch.equal(x1, x2) and torch.equal(y1, y2) and not torch.equal(x1, x3)
     assert x1.shape == (16, 1, 8, 8)
     batches = list(dm.train_dataloader())
-    assert sum(len(b[1]) for b in batches) == len(dm.train_tensors[1])
+    n, b = len(dm.train_tensors[1]), dm.cfg.batch_size
+    assert len(batches) == dm.steps_per_epoch == -(-n // b)  # one epoch: the training set in full batches
+    assert all(len(batch[1]) == b for batch in batches)
+
+
+def _stream_batches(n: int, batch: int, steps: int, seed: int, groups: list[int]) -> list[torch.Tensor]:
+    """The label batches of ``steps`` stream steps, taken as consecutive epochs of the sizes in ``groups``."""
+    x = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1)
+    y = torch.arange(n)
+    out: list[torch.Tensor] = []
+    start = 0
+    for size in groups:
+        tb = TensorBatches(x, y, batch, None, seed, start_fn=lambda s=start: s, steps=size)
+        out += [yb for _, yb in tb]
+        start += size
+    assert start == steps
+    return out
+
+
+def test_training_stream_is_one_shuffled_pass_after_another_whatever_the_epoch_length() -> None:
+    n, batch = 50, 16  # 4 steps = 64 images: the first pass of 50 and 14 of the second
+    one_epoch = _stream_batches(n, batch, 7, seed=3, groups=[7])
+    per_step = _stream_batches(n, batch, 7, seed=3, groups=[1] * 7)
+    mixed = _stream_batches(n, batch, 7, seed=3, groups=[3, 4])
+    for other in (per_step, mixed):
+        assert all(torch.equal(a, b) for a, b in zip(one_epoch, other))
+    flat = torch.cat(one_epoch)
+    assert sorted(flat[:n].tolist()) == list(range(n))  # the first 50 images seen are every image once
+    assert sorted(flat[n : 2 * n].tolist()) == list(range(n))  # and so are the next 50 (second pass)
+    assert not torch.equal(flat[:n], flat[n : 2 * n])  # reshuffled
+    assert not torch.equal(torch.cat(_stream_batches(n, batch, 7, seed=4, groups=[7])), flat)

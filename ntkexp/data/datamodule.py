@@ -89,39 +89,53 @@ def augment_batch(x: torch.Tensor, padding: int, flip: bool, generator: torch.Ge
 class TensorBatches:
     """An epoch of shuffled, augmented batches sliced from tensors (on any device).
 
-    An epoch is ``epoch_images`` images (default: the whole split once): as many reshuffled passes over the data as
-    that takes, cut at that count. The order and augmentation of epoch ``e`` depend only on (seed, e), where
-    ``epoch_fn`` tells the current epoch (the Lightning trainer's), so a run resumed from a checkpoint sees exactly
-    the batches an unbroken run sees.
+    Training batches are cut from one endless stream: the concatenation of reshuffled passes over the data, pass
+    ``p`` shuffled by (seed, p). Batch ``k`` of the stream is images ``k*B .. (k+1)*B - 1`` of it (always a full
+    batch), augmented by (seed, k). An epoch is the next ``steps`` batches, starting at the stream position that
+    ``start_fn`` gives (the trainer's global step when the epoch starts), so what the network sees after ``s`` steps
+    depends on the seed and ``s`` alone: not on how the steps are grouped into epochs, nor on a resume from a
+    checkpoint. Without ``start_fn`` the epochs follow each other from batch 0. With ``shuffle=False`` (evaluation)
+    it is one ordered pass over the data, with a partial last batch.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, cfg: DataConfig | None, seed: int,
-                 shuffle: bool = True, epoch_fn: Callable[[], int] | None = None,
-                 epoch_images: int | None = None) -> None:
+                 shuffle: bool = True, start_fn: Callable[[], int] | None = None, steps: int | None = None) -> None:
         self.x, self.y, self.batch_size, self.cfg, self.shuffle = x, y, batch_size, cfg, shuffle
-        self.seed, self.epoch_fn, self._epochs_started = seed, epoch_fn, 0
-        self.epoch_images = epoch_images or len(y)
-        self.generator = torch.Generator()
+        self.seed, self.start_fn, self._next = seed, start_fn, 0
+        self.steps = steps if steps is not None else -(-len(y) // batch_size)
+        self._passes: dict[int, torch.Tensor] = {}
 
     def __len__(self) -> int:
-        return (self.epoch_images + self.batch_size - 1) // self.batch_size
+        return self.steps
+
+    def _pass(self, p: int) -> torch.Tensor:
+        if p not in self._passes:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + p)
+            self._passes = {q: v for q, v in self._passes.items() if q >= p - 1}
+            self._passes[p] = torch.randperm(len(self.y), generator=gen).to(self.x.device)
+        return self._passes[p]
+
+    def batch_indices(self, k: int) -> torch.Tensor:
+        """The indices of the images of stream batch ``k``."""
+        n, b = len(self.y), self.batch_size
+        start, stop = k * b, (k + 1) * b
+        parts = [self._pass(p)[max(start - p * n, 0) : min(stop - p * n, n)] for p in range(start // n, -(-stop // n))]
+        return torch.cat(parts)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        epoch = self.epoch_fn() if self.epoch_fn is not None else self._epochs_started
-        self._epochs_started += 1
-        self.generator.manual_seed(self.seed * 1_000_003 + epoch)
-        n, total = len(self.y), self.epoch_images
-        passes = -(-total // n)
-        if self.shuffle:
-            order = torch.cat([torch.randperm(n, generator=self.generator) for _ in range(passes)])[:total]
-        else:
-            order = torch.arange(n).repeat(passes)[:total]
-        order = order.to(self.x.device)
-        for start in range(0, total, self.batch_size):
-            idx = order[start : start + self.batch_size]
+        if not self.shuffle:
+            for start in range(0, len(self.y), self.batch_size):
+                yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+            return
+        first = self.start_fn() if self.start_fn is not None else self._next
+        self._next = first + self.steps
+        generator = torch.Generator()
+        for k in range(first, first + self.steps):
+            idx = self.batch_indices(k)
             xb = self.x[idx]
             if self.cfg is not None and self.cfg.augment:
-                xb = augment_batch(xb, self.cfg.crop_padding, self.cfg.flip, self.generator)
+                generator.manual_seed(self.seed * 1_000_003 + 7_919 * k + 1)
+                xb = augment_batch(xb, self.cfg.crop_padding, self.cfg.flip, generator)
             yield xb, self.y[idx]
 
 
@@ -129,11 +143,12 @@ class ArrayDataModule(L.LightningDataModule):
     """Train/test splits of one data set, normalised with the benchmark's mean and std."""
 
     def __init__(self, cfg: DataConfig, seed: int = 0, device: str | torch.device = "cpu",
-                 epoch_images: int | None = None) -> None:
+                 epoch_images: int | None = None, epoch_steps: int | None = None) -> None:
         super().__init__()
         if cfg.loader not in ("tensor", "dataloader"):
             raise ValueError(f"dataset.loader must be 'tensor' or 'dataloader', got {cfg.loader!r}")
-        self.cfg, self.seed, self.device, self.epoch_images = cfg, seed, torch.device(device), epoch_images
+        self.cfg, self.seed, self.device = cfg, seed, torch.device(device)
+        self.epoch_images, self.epoch_steps = epoch_images, epoch_steps
         self._train: tuple[torch.Tensor, torch.Tensor] | None = None
         self._test: tuple[torch.Tensor, torch.Tensor] | None = None
         self._aug_generator = torch.Generator().manual_seed(seed)
@@ -177,19 +192,28 @@ class ArrayDataModule(L.LightningDataModule):
         idx = torch.from_numpy(np.random.default_rng(seed).choice(len(y), size=size, replace=False)).to(x.device)
         return x[idx].contiguous(), y[idx]
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps in one training epoch: ``epoch_steps``, else ``epoch_images`` (default: the training
+        set) in full batches, rounded up."""
+        if self.epoch_steps is not None:
+            return int(self.epoch_steps)
+        return -(-(self.epoch_images or len(self.train_tensors[1])) // self.cfg.batch_size)
+
     def train_dataloader(self) -> Any:
         x, y = self.train_tensors
         if self.cfg.loader == "dataloader":
             gen = torch.Generator().manual_seed(self.seed)
-            sampler = RandomSampler(range(len(y)), num_samples=self.epoch_images or len(y), generator=gen)
+            sampler = RandomSampler(range(len(y)), num_samples=self.steps_per_epoch * self.cfg.batch_size,
+                                    generator=gen)
             return DataLoader(TensorDataset(x.cpu(), y.cpu()), batch_size=self.cfg.batch_size, sampler=sampler,
                               collate_fn=self._collate_augment)
-        return TensorBatches(x, y, self.cfg.batch_size, self.cfg, self.seed, epoch_fn=self._current_epoch,
-                             epoch_images=self.epoch_images)
+        return TensorBatches(x, y, self.cfg.batch_size, self.cfg, self.seed, start_fn=self._global_step,
+                             steps=self.steps_per_epoch)
 
-    def _current_epoch(self) -> int:
+    def _global_step(self) -> int:
         trainer = getattr(self, "trainer", None)
-        return int(trainer.current_epoch) if trainer is not None else 0
+        return int(trainer.global_step) if trainer is not None else 0
 
     def _collate_augment(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
         xb = torch.stack([i[0] for i in items])
@@ -204,5 +228,5 @@ class ArrayDataModule(L.LightningDataModule):
 
 
 def build_datamodule(cfg: DataConfig, seed: int = 0, device: str | torch.device = "cpu",
-                     epoch_images: int | None = None) -> ArrayDataModule:
-    return ArrayDataModule(cfg, seed=seed, device=device, epoch_images=epoch_images)
+                     epoch_images: int | None = None, epoch_steps: int | None = None) -> ArrayDataModule:
+    return ArrayDataModule(cfg, seed=seed, device=device, epoch_images=epoch_images, epoch_steps=epoch_steps)

@@ -107,7 +107,8 @@ class RunContext:
             ground_truth.require(column, hint)
             ground_truth.validate_archs(space.validate)
         device = resolve_device(config.device)
-        data = ArrayDataModule(data_cfg, seed=config.seed, device=device, epoch_images=config.trainer.epoch_images)
+        data = ArrayDataModule(data_cfg, seed=config.seed, device=device, epoch_images=config.trainer.epoch_images,
+                               epoch_steps=config.trainer.epoch_steps)
         store_path = Path(config.paths.cache_dir) / "scores.sqlite" if config.use_cache else None
         return cls(config=config, resolved=resolved, space=space, ground_truth=ground_truth, data=data, device=device,
                    store=ScoreStore(store_path), selection=selection, seed=config.seed, ntk=config.ntk,

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import torch
 
-SCORE_SCHEMA = 2
+SCORE_SCHEMA = 3
 
 
 def fingerprint(*tensors: torch.Tensor | None) -> str:
@@ -44,8 +44,15 @@ def dataset_conventions(cfg: Any) -> dict[str, Any]:
             "std": list(cfg.std)}
 
 
-def training_conventions(train_cfg: Any, data_cfg: Any, train_fingerprint: str) -> dict[str, Any]:
-    """What a short training depends on: the protocol, the data pipeline and the training images by content."""
+def training_conventions(train_cfg: Any, data_cfg: Any, train_fingerprint: str, device_type: str = "cpu",
+                         steps_per_epoch: int | None = None) -> dict[str, Any]:
+    """What a short training depends on: the protocol as resolved on ``device_type`` (the precision and memory
+    format actually used, not ``auto``), the optimiser steps of one epoch, the data pipeline and the training images
+    by content."""
     trainer = asdict(train_cfg)
+    trainer["precision"] = train_cfg.resolved_precision(device_type)
+    trainer["channels_last"] = train_cfg.use_channels_last(device_type)
+    if steps_per_epoch is not None:
+        trainer["steps_per_epoch"] = int(steps_per_epoch)
     data = {k: v for k, v in asdict(data_cfg).items() if k not in ("label", "root", "path")}
     return {"trainer": trainer, "data": data, "train_data": train_fingerprint}

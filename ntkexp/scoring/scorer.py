@@ -112,7 +112,8 @@ class ArchScorer:
         require_training_set(self.ctx.dataset, what)
         if self._training is None:
             x, y = self.ctx.data.train_tensors
-            self._training = training_conventions(self.ctx.train, self.ctx.dataset, fingerprint(x, y))
+            self._training = training_conventions(self.ctx.train, self.ctx.dataset, fingerprint(x, y),
+                                                  self.ctx.device.type, self.ctx.data.steps_per_epoch)
         return self._training
 
     def checkpoint_dir(self, arch: str) -> Path | None:
@@ -128,7 +129,7 @@ class ArchScorer:
         """What was computed, in words: the network, the data, the conventions (for tables, titles, summaries)."""
         ctx, t = self.ctx, self.epochs(epochs)
         n_train = len(ctx.data.train_tensors[1])
-        when = "at initialisation" if t == 0 else f"after {t} epoch(s) of training"
+        when = "at initialisation" if t == 0 else f"after {self.training_budget(t)}"
         return {
             "network": ctx.space.label(),
             "data": f"{ctx.dataset.label or ctx.dataset.name}; probe batch of {ctx.ntk.batch_size} of its "
@@ -146,6 +147,14 @@ class ArchScorer:
             parts.append(f"each metric averaged over {self.repeats} repeats (init and probe batch)")
         return "".join(f"; {part}" for part in parts)
 
+    def training_budget(self, t: int) -> str:
+        """``t`` epochs of training in words, in optimiser steps and images seen, with the precision used."""
+        ctx = self.ctx
+        steps = t * ctx.data.steps_per_epoch
+        unit = f"{t} epoch(s) = " if ctx.data.steps_per_epoch != 1 else ""
+        return (f"{unit}{steps:,} optimiser steps ({steps * ctx.dataset.batch_size:,} images seen) of training, "
+                f"{ctx.train.resolved_precision(ctx.device.type)}")
+
     def epochs(self, epochs: int | None) -> int:
         return self.ctx.config.metric.train_epochs if epochs is None else int(epochs)
 
@@ -162,7 +171,9 @@ class ArchScorer:
         regions = self.region_inputs(self.ctx.dataset.in_channels, 0) if self.regions else None
         return KernelTracker(self.x, self.y, self.ctx.dataset.num_classes, self.ctx.ntk, list(self.selection.metrics),
                              epochs, x_test=self.x_test, y_test=self.y_test, seed=self.seed, theta0=theta0,
-                             settings=self.settings, region_inputs=regions)
+                             settings=self.settings, region_inputs=regions,
+                             steps_per_epoch=self.ctx.data.steps_per_epoch, batch_size=self.ctx.dataset.batch_size,
+                             pass_steps=-(-len(self.ctx.data.train_tensors[1]) // self.ctx.dataset.batch_size))
 
     def region_inputs(self, channels: int, repeat: int) -> torch.Tensor:
         """TE-NAS's inputs for counting linear regions: ``batches`` x ``inputs`` random ``crop`` x ``crop`` crops of
@@ -279,7 +290,9 @@ class ArchScorer:
             return sorted(tracker.records, key=lambda r: r["epoch"])
 
         def failed() -> list[dict[str, Any]]:
-            return [{"epoch": e, **{n: float("nan") for n in self.selection.metrics}} for e in epochs]
+            spe, batch = self.ctx.data.steps_per_epoch, self.ctx.dataset.batch_size
+            return [{"epoch": e, "step": e * spe, "images": e * spe * batch,
+                     **{n: float("nan") for n in self.selection.metrics}} for e in epochs]
 
         records, seconds, error = self._attempt(arch, compute, failed)
         if error is None:

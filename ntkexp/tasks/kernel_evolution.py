@@ -2,8 +2,9 @@
 
 For each arch (chosen from accuracy bands, or sampled), trains with the configured protocol and measures, at every
 epoch in ``task.track_epochs``, the metrics, corr(Theta_0, Theta_t) and the relative change of the kernel. Writes
-``evolution.csv`` (one row per arch and epoch), ``rank_correlation.csv`` (Kendall/Spearman of every metric at every
-epoch against final accuracy), ``summary.json`` and the figures ``kernel_evolution.png`` (the paper's Fig. 5),
+``evolution.csv`` (one row per arch and epoch, with t in optimiser steps and images seen), ``rank_correlation.csv``
+(Kendall/Spearman of every metric at every epoch against final accuracy, with 95 % bootstrap intervals over the
+archs), ``summary.json`` and the figures (against optimiser steps) ``kernel_evolution.png`` (the paper's Fig. 5),
 ``metrics_by_band.png`` (Fig. 2) and ``rank_correlation.png`` (Fig. 6).
 """
 
@@ -17,7 +18,7 @@ import pandas as pd
 from ntkexp.metrics import direction_of
 from ntkexp.plotting import pyplot, save_figure
 from ntkexp.scoring import ArchScorer, Progress, RunContext, band_archs, choose_archs
-from ntkexp.stats import correlate
+from ntkexp.stats import bootstrap_interval, correlate
 from ntkexp.tables import aggregate, markdown, write_csv
 from ntkexp.tasks.base import RunOutput, register_task
 
@@ -26,19 +27,22 @@ def _groups(frame: pd.DataFrame) -> list[tuple[Any, pd.DataFrame]]:
     return list(frame.groupby("band")) if frame["band"].nunique() > 1 else [("all", frame)]
 
 
+STEPS_LABEL = "optimiser steps t"
+
+
 def kernel_figure(frame: pd.DataFrame, note: str) -> Any:
     fig, axes = pyplot().subplots(1, 2, figsize=(9, 3.8))
     for label, part in _groups(frame):
-        stats_ = part.groupby("epoch")[["kernel_corr", "kernel_rel_diff"]].agg(["mean", "std"])
+        stats_ = part.groupby("step")[["kernel_corr", "kernel_rel_diff"]].agg(["mean", "std"])
         for ax, col in zip(axes, ("kernel_corr", "kernel_rel_diff")):
             ax.errorbar(stats_.index, stats_[(col, "mean")], yerr=stats_[(col, "std")], marker="o", capsize=3,
                         label=str(label))
     axes[0].set_ylabel("corr(Theta_0, Theta_t)")
     axes[1].set_ylabel("||Theta_t - Theta_0|| / ||Theta_0||")
     for ax in axes:
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(STEPS_LABEL)
         ax.legend(fontsize=7)
-    fig.suptitle(f"kernel evolution | {note}", fontsize=8)
+    fig.suptitle(f"kernel evolution (mean, std over archs) | {note}", fontsize=8)
     return fig
 
 
@@ -46,10 +50,10 @@ def metrics_figure(frame: pd.DataFrame, names: list[str], note: str) -> Any:
     fig, axes = pyplot().subplots(1, len(names), figsize=(3.6 * len(names), 3.6), squeeze=False)
     for ax, name in zip(axes[0], names):
         for label, part in _groups(frame):
-            mean = part.groupby("epoch")[name].mean()
+            mean = part.groupby("step")[name].mean()
             ax.plot(mean.index, mean.values, marker="o", label=str(label))
         ax.set_title(name)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(STEPS_LABEL)
         ax.legend(fontsize=7)
     fig.suptitle(f"metrics during training, mean per accuracy band | {note}", fontsize=8)
     return fig
@@ -59,13 +63,26 @@ def rank_figure(ranks: pd.DataFrame, names: list[str], note: str) -> Any:
     fig, ax = pyplot().subplots(figsize=(5.2, 3.8))
     for name in names:
         part = ranks[ranks["metric"] == name]
-        ax.plot(part["epoch"], part["kendall_tau"], marker="o", label=name)
+        err = [(part["kendall_tau"] - part["kendall_lo"]).clip(lower=0),
+               (part["kendall_hi"] - part["kendall_tau"]).clip(lower=0)]
+        ax.errorbar(part["step"], part["kendall_tau"], yerr=err, marker="o", capsize=3, label=name)
     ax.axhline(0, color="grey", lw=0.5)
-    ax.set_xlabel("epoch t")
-    ax.set_ylabel("Kendall tau with final accuracy")
+    ax.set_xlabel(STEPS_LABEL)
+    ax.set_ylabel("Kendall tau with final accuracy (95% bootstrap)")
     ax.legend(fontsize=7)
     ax.set_title(note, fontsize=7)
     return fig
+
+
+def rank_row(part: pd.DataFrame, name: str, epoch: int, top_k: list[float], seed: int) -> dict[str, Any]:
+    """Kendall/Spearman of metric ``name`` against accuracy over the archs of ``part`` (one epoch), with 95 %
+    bootstrap intervals over the archs, and t in steps and images."""
+    values, accuracy, direction = part[name].to_numpy(), part["accuracy"].to_numpy(), direction_of(name)
+    row: dict[str, Any] = {"epoch": epoch, "step": int(part["step"].iloc[0]), "images": int(part["images"].iloc[0]),
+                           "metric": name, **correlate(values, accuracy, direction, top_k)}
+    for stat, short in (("kendall_tau", "kendall"), ("spearman_rho", "spearman")):
+        row[f"{short}_lo"], row[f"{short}_hi"] = bootstrap_interval(values, accuracy, direction, stat, seed=seed)
+    return row
 
 
 def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
@@ -96,16 +113,17 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
 
     names = list(ctx.selection.metrics)
     top_k = list(task.top_k)
-    ranks = pd.DataFrame([{"epoch": int(epoch), "metric": name,
-                           **correlate(part[name].to_numpy(), part["accuracy"].to_numpy(), direction_of(name), top_k)}
+    ranks = pd.DataFrame([rank_row(part, name, int(epoch), top_k, ctx.seed)
                           for epoch, part in frame.groupby("epoch") for name in names])
     out.table("rank_correlation", ranks)
-    n_train = len(ctx.data.train_tensors[1])
-    note = (f"{ctx.space.label()} | {ctx.dataset.label or ctx.dataset.name} ({n_train:,} train images; an epoch is "
-            f"{ctx.train.epoch_images or n_train:,} images) | bn={ctx.ntk.bn_mode} batch={ctx.ntk.batch_size} | "
-            f"{len(chosen)} archs")
+    n_train, steps = len(ctx.data.train_tensors[1]), ctx.data.steps_per_epoch
+    unit = "t in optimiser steps" if steps == 1 else f"an epoch is {steps:,} steps"
+    note = (f"{ctx.space.label()} | {ctx.dataset.label or ctx.dataset.name} ({n_train:,} train images; {unit} of "
+            f"{ctx.dataset.batch_size} images, {ctx.train.resolved_precision(ctx.device.type)}) | "
+            f"bn={ctx.ntk.bn_mode} batch={ctx.ntk.batch_size} | {len(chosen)} archs")
     payload = {
         "n_archs": len(chosen), "epochs": epochs, "note": note, "ground_truth": gt.provenance(),
+        "steps_per_epoch": steps, "batch_size": ctx.dataset.batch_size,
         "kendall_tau": {n: {int(r.epoch): r.kendall_tau for r in ranks[ranks.metric == n].itertuples()} for n in names},
         "kernel_corr_mean": frame.groupby("epoch")["kernel_corr"].mean().to_dict(),
         "kernel_rel_diff_mean": frame.groupby("epoch")["kernel_rel_diff"].mean().to_dict(),
@@ -118,7 +136,7 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     out.figure("kernel_evolution", lambda: kernel_figure(frame, note))
     out.figure("metrics_by_band", lambda: metrics_figure(frame, names, note))
     out.figure("rank_correlation", lambda: rank_figure(ranks, names, note))
-    print(ranks.pivot(index="epoch", columns="metric", values="kendall_tau").round(4).to_string())
+    print(ranks.pivot(index="step", columns="metric", values="kendall_tau").round(4).to_string())
     return summary
 
 

@@ -28,20 +28,18 @@ def cached_epochs(ckpt_dir: Path | None) -> list[int]:
 
 class EpochCheckpoints(L.Callback):
     """Save the whole training state (weights, optimiser, schedule, loop) after each epoch in ``epochs``, atomically,
-    with the epoch's train loss and accuracy."""
+    with the tracker's train stats for that epoch and its per-step history."""
 
-    def __init__(self, ckpt_dir: Path, epochs: list[int]) -> None:
-        self.ckpt_dir, self.epochs = ckpt_dir, set(epochs)
-        self._stats: dict[str, float] = {}
+    def __init__(self, ckpt_dir: Path, epochs: list[int], tracker: KernelTracker) -> None:
+        self.ckpt_dir, self.epochs, self.tracker = ckpt_dir, set(epochs), tracker
+        self._stats: dict[str, Any] = {}
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         final = self.ckpt_dir / f"epoch_{epoch}.ckpt"
         if epoch not in self.epochs or final.exists():
             return
-        logged = trainer.callback_metrics
-        self._stats = {"train_loss": float(logged.get("train/loss", float("nan"))),
-                       "train_acc": 100.0 * float(logged.get("train/acc", float("nan")))}
+        self._stats = {**self.tracker.stats_at(epoch), "history": list(self.tracker.steps_history())}
         tmp = self.ckpt_dir / f".epoch_{epoch}.{os.getpid()}.tmp"
         trainer.save_checkpoint(tmp)
         os.replace(tmp, final)
@@ -65,8 +63,10 @@ def train_for(model: nn.Module, datamodule: L.LightningDataModule, cfg: TrainCon
         ckpt_path = str(ckpt_dir / f"epoch_{start}.ckpt")
         state = torch.load(ckpt_path, map_location=next(model.parameters()).device, weights_only=False)
         model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
+        kept = dict(state.get(TRAIN_STATS_KEY) or {})
+        tracker.history = [tuple(h) for h in kept.pop("history", [])]  # type: ignore[misc]
         if start in wanted:  # measured on the kept state, with that epoch's train stats
-            tracker.measure(model, start, state.get(TRAIN_STATS_KEY) or None)
+            tracker.measure(model, start, kept or None)
         if start == wanted[-1]:
             return model  # nothing left to train
     callbacks: list[L.Callback] = [tracker]
@@ -74,6 +74,6 @@ def train_for(model: nn.Module, datamodule: L.LightningDataModule, cfg: TrainCon
         callbacks.append(CurveRecorder(curve))
     if ckpt_dir is not None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        callbacks.append(EpochCheckpoints(ckpt_dir, wanted))
+        callbacks.append(EpochCheckpoints(ckpt_dir, wanted, tracker))
     fit(model, datamodule, cfg, max_epochs=wanted[-1], callbacks=callbacks, ckpt_path=ckpt_path)
     return model

@@ -1,8 +1,9 @@
 """A Lightning callback that measures the metrics on a fixed probe batch at chosen epochs of training.
 
 After each epoch listed in ``epochs`` (and at the start of training when it resumes from one of them) it computes the
-configured metrics with the same engine and conventions as at initialisation, and the epoch's train loss and
-accuracy. Given the kernel at initialisation (``theta0``), it also records the kernel correlation
+configured metrics with the same engine and conventions as at initialisation, and the train loss and accuracy: the
+mean over the last pass through the training set (the last ``pass_steps`` optimiser steps, on the augmented training
+batches), whatever an epoch is and wherever training resumed (the per-step history travels with the checkpoints). Each record names t in optimiser steps and images seen too (``step``, ``images``). Given the kernel at initialisation (``theta0``), it also records the kernel correlation
 corr(Theta_0, Theta_t) (Pearson over all entries) and the relative change ||Theta_t - Theta_0||_F / ||Theta_0||_F.
 Nothing is restored from a checkpoint: every record is measured on the network in the state it describes.
 """
@@ -40,8 +41,13 @@ class KernelTracker(L.Callback):
     def __init__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, ntk_cfg: NTKConfig,
                  metric_names: list[str], epochs: list[int], x_test: torch.Tensor | None = None,
                  y_test: torch.Tensor | None = None, seed: int = 0, theta0: torch.Tensor | None = None,
-                 settings: MetricSettings | None = None, region_inputs: torch.Tensor | None = None) -> None:
+                 settings: MetricSettings | None = None, region_inputs: torch.Tensor | None = None,
+                 steps_per_epoch: int | None = None, batch_size: int | None = None,
+                 pass_steps: int | None = None) -> None:
         self.x, self.y, self.num_classes = x, y, num_classes
+        self.steps_per_epoch, self.batch_size, self.pass_steps = steps_per_epoch, batch_size, pass_steps
+        self.history: list[tuple[float, float]] = []  # (loss, acc) of every optimiser step so far
+        self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # the same, still on the device
         self.settings, self.region_inputs = settings or MetricSettings(), region_inputs
         self.x_test, self.y_test, self.seed = x_test, y_test, seed
         self.ntk_cfg, self.metric_names = ntk_cfg, list(metric_names)
@@ -65,6 +71,10 @@ class KernelTracker(L.Callback):
             record.update(kernel_corr=kernel_correlation(self.theta0, kernel),
                           kernel_rel_diff=relative_change(kernel, self.theta0))
         record["flags"] = ";".join(sorted(ctx.flags))
+        if self.steps_per_epoch is not None:
+            record["step"] = epoch * self.steps_per_epoch
+            if self.batch_size is not None:
+                record["images"] = record["step"] * self.batch_size
         record.update(extra or {"train_loss": float("nan"), "train_acc": float("nan")})
         self.records = [r for r in self.records if r["epoch"] != epoch] + [record]
         return record
@@ -77,13 +87,38 @@ class KernelTracker(L.Callback):
         if epoch in self.epochs and not self.recorded(epoch):
             self.measure(pl_module.model, epoch)
 
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if isinstance(outputs, dict) and "loss" in outputs:
+            self._pending.append((outputs["loss"].detach().float(), outputs["acc"].detach().float()))
+
+    def steps_history(self) -> list[tuple[float, float]]:
+        """(loss, acc) of every optimiser step so far (one synchronisation per call, not per step)."""
+        if self._pending:
+            self.history += [(float(loss), float(acc)) for loss, acc in self._pending]
+            self._pending = []
+        return self.history
+
+    def recent_stats(self) -> dict[str, float]:
+        """Mean train loss and accuracy (%) over the last pass through the training set (``pass_steps`` steps;
+        every step so far when that is unset or fewer steps were run)."""
+        history = self.steps_history()[-(self.pass_steps or len(self.history) or 1):]
+        if not history:
+            return {"train_loss": float("nan"), "train_acc": float("nan")}
+        return {"train_loss": float(np.mean([h[0] for h in history])),
+                "train_acc": 100.0 * float(np.mean([h[1] for h in history]))}
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         if epoch in self.epochs:
-            logged = trainer.callback_metrics
-            extra = {"train_loss": float(logged.get("train/loss", np.nan)),
-                     "train_acc": 100.0 * float(logged.get("train/acc", np.nan))}
-            self.measure(pl_module.model, epoch, extra)
+            self.measure(pl_module.model, epoch, self.recent_stats())
+
+    def stats_at(self, epoch: int) -> dict[str, float]:
+        """The train stats recorded with ``epoch`` (empty if none)."""
+        for r in self.records:
+            if r["epoch"] == epoch:
+                return {k: float(r[k]) for k in ("train_loss", "train_acc") if k in r}
+        return {}
 
 
 class CurveRecorder(L.Callback):
