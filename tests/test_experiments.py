@@ -14,7 +14,7 @@ import yaml
 
 from ntkexp.report import write_report
 
-from .conftest import CONF, DIGITS, ROOT, make_cfg
+from .conftest import CONF, DIGITS, ROOT, SHARED, make_cfg, shared
 
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 TINY = ["ntk.batch_size=8", "logger=csv", "task.progress=false", "threads=1"]
@@ -30,6 +30,9 @@ CPU_CASES = {
     "metrics_by_band_cpu": ([*TINY_TRAIN, "task.per_band=2"], 1, "kernel_evolution", {"epoch": {0, 1}}),
     "lga_after_training_cpu": ([*TINY_TRAIN, "n_archs=4", "task.track_epochs=[0,2]"], 1, "kernel_evolution",
                                {"epoch": {0, 2}}),
+    "lga1_table1_cpu": ([f"paths.data_root={SHARED}", "n_archs=3", "search_space.kwargs.stem_channels=4",
+                         "dataset.train_subset=128", "trainer.epoch_images=128"], 1, "kernel_evolution",
+                        {"epoch": {0, 1}}),
     "search_table_cpu": ([*TINY_TRAIN, "seed=0,1", "search_algo.budget_evals=3"], 2, "search",
                          {"algorithm": {"random"}}),
     "gradsign_table55_cpu": (["search_space.kwargs.C=4", "ntk.batch_size=4", "task.simulated.runs=1",
@@ -39,6 +42,7 @@ CPU_CASES = {
                                          "G-HB", "BOHB"}}),
 }
 SINGLE_RUN = {"gradsign_table55_cpu"}  # one job (its runs are inside it), not a sweep
+NEEDS_SHARED = {"lga1_table1_cpu": ["nb101_vis_1k/nb101_1k.json", "cifar10_partial/cifar10_partial.npz"]}
 
 
 def _header(name: str) -> str:
@@ -98,8 +102,11 @@ def test_the_full_presets_run_at_the_papers_scale() -> None:
     assert lga_cpu.trainer.schedule_steps == 200 * 196 and lga_cpu.n_archs == 100 and lga_cpu.ntk.batch_size == 64
 
 
-@pytest.mark.parametrize("name", sorted(CPU_CASES))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.shared_data) if n in NEEDS_SHARED else n
+                                  for n in sorted(CPU_CASES)])
 def test_cpu_variant_runs_tiny_and_reports(tmp_path: Path, name: str) -> None:
+    for path in NEEDS_SHARED.get(name, []):
+        shared(path)  # skips where ../shared/data is absent
     overrides, n_jobs, task, expected = CPU_CASES[name]
     sweep = tmp_path / "sweep"
     where = f"hydra.run.dir={sweep / '0'}" if name in SINGLE_RUN else f"hydra.sweep.dir={sweep}"

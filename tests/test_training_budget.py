@@ -126,3 +126,30 @@ def test_kernel_evolution_names_t_in_steps_and_images_with_intervals(tmp_path: P
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps_per_epoch"] == 1 and "t in optimiser steps" in summary["note"]
     assert summary["conventions"]["training"]["trainer"]["precision"] in ("bf16-mixed", "32-true")
+
+
+def test_each_space_brings_its_benchmarks_training_protocol_and_the_command_line_wins() -> None:
+    nb101, nds, nb201 = (make_cfg([f"search_space={s}"]).trainer for s in ("nasbench101", "nds_darts", "nasbench201"))
+    assert (nb101.optimizer, nb101.lr, nb101.weight_decay, nb101.schedule_epochs, nb101.epoch_images) == (
+        "rmsprop", 0.2, 1e-4, 108, 40000)
+    assert (nds.optimizer, nds.batch_size, nds.weight_decay) == ("sgd", 128, 5e-4)
+    assert (nb201.optimizer, nb201.lr, nb201.schedule_epochs, nb201.batch_size) == ("sgd", 0.1, 200, None)
+    assert make_cfg(["search_space=nasbench101", "trainer=default"]).trainer.optimizer == "sgd"
+    table1 = make_cfg(["experiment=lga1_table1_cpu"])
+    assert table1.search_space.name == "nasbench101" and table1.trainer.optimizer == "rmsprop"
+    assert list(table1.task.track_epochs) == [0, 1] and table1.dataset.name == "cifar10_npz"
+
+
+def test_the_protocols_batch_and_optimiser_are_the_ones_trained_with(tmp_path: Path) -> None:
+    cfg = make_cfg([*DIGITS, "trainer=nb101", "trainer.batch_size=16", "trainer.epoch_images=null",
+                    "dataset.train_subset=64", "threads=1"], tmp_path)
+    ctx = RunContext.build(cfg, need_ground_truth=False)
+    assert ctx.dataset.batch_size == 16 and ctx.data.steps_per_epoch == 4  # 64 images in batches of 16
+    torch.manual_seed(0)
+    model = NASBench201(C=4, N=1).build(ARCH, num_classes=10, in_channels=1)
+    trainer = fit(model, ctx.data, ctx.train, max_epochs=1)
+    opt = trainer.optimizers[0]
+    assert isinstance(opt, torch.optim.RMSprop) and opt.defaults["eps"] == 1.0 and opt.defaults["alpha"] == 0.9
+    assert trainer.global_step == 4
+    with pytest.raises(ValueError, match="trainer.optimizer"):
+        TrainConfig(optimizer="adam")

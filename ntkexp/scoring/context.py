@@ -8,7 +8,7 @@ and the metric selection. Tasks, the scorer and search read from it.
 from __future__ import annotations
 
 import inspect
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,8 @@ class RunContext:
         if config.metric.train_epochs < 0:
             raise ValueError(f"metric.train_epochs must be >= 0, got {config.metric.train_epochs}")
         data_cfg, ntk = config.dataset, config.ntk
+        if config.trainer.batch_size is not None:  # the training protocol's batch (NDS: 128) wins over the data set's
+            data_cfg = config.dataset = replace(data_cfg, batch_size=int(config.trainer.batch_size))
         if ntk.reduction == "logit" and not 0 <= ntk.logit_index < data_cfg.num_classes:
             raise ValueError(f"ntk.logit_index={ntk.logit_index} is not a class of {data_cfg.name} "
                              f"(0..{data_cfg.num_classes - 1})")

@@ -38,13 +38,17 @@ class TrainConfig:
     optimiser step, so the images seen after ``s`` steps do not depend on how steps are grouped into epochs:
     ``epoch_steps=1`` counts ``t`` in optimiser steps and trains exactly ``t`` steps."""
 
+    optimizer: str = "sgd"  # sgd | rmsprop
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    nesterov: bool = True
+    nesterov: bool = True  # sgd only
+    rmsprop_alpha: float = 0.9  # rmsprop only: the squared-gradient average's decay (TensorFlow's ``decay``)
+    rmsprop_eps: float = 1.0  # rmsprop only (NAS-Bench-101 used TensorFlow's epsilon=1.0)
     schedule: str = "cosine"  # cosine | constant
     schedule_epochs: int | None = None  # length of the cosine cycle in epochs (the benchmark's 200); None = trained
     schedule_steps: int | None = None  # the cosine cycle in optimiser steps (wins over schedule_epochs)
+    batch_size: int | None = None  # the protocol's batch (wins over dataset.batch_size); None = the data set's
     # the images one epoch sees: None = the training set's size; 50000 makes an epoch of any training set the length
     # of a CIFAR-10 epoch (196 steps at batch 256)
     epoch_images: int | None = None
@@ -55,7 +59,9 @@ class TrainConfig:
     channels_last: bool | None = None  # None: yes (faster for these conv nets on this CPU and on GPUs alike)
 
     def __post_init__(self) -> None:
-        for name in ("epoch_images", "epoch_steps", "schedule_steps", "schedule_epochs"):
+        if self.optimizer not in ("sgd", "rmsprop"):
+            raise ValueError(f"trainer.optimizer must be 'sgd' or 'rmsprop', got {self.optimizer!r}")
+        for name in ("batch_size", "epoch_images", "epoch_steps", "schedule_steps", "schedule_epochs"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"trainer.{name} must be >= 1 or null, got {value}")
@@ -101,8 +107,13 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         c = self.cfg
-        opt = torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
-                              nesterov=c.nesterov and c.momentum > 0)
+        opt: torch.optim.Optimizer
+        if c.optimizer == "rmsprop":
+            opt = torch.optim.RMSprop(self.model.parameters(), lr=c.lr, alpha=c.rmsprop_alpha, eps=c.rmsprop_eps,
+                                      momentum=c.momentum, weight_decay=c.weight_decay)
+        else:
+            opt = torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
+                                  nesterov=c.nesterov and c.momentum > 0)
         if c.schedule == "constant":
             return opt
         if c.schedule != "cosine":
