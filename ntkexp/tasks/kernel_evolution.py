@@ -10,6 +10,7 @@ archs), ``summary.json`` and the figures (against optimiser steps) ``kernel_evol
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +31,26 @@ def _groups(frame: pd.DataFrame) -> list[tuple[Any, pd.DataFrame]]:
 STEPS_LABEL = "optimiser steps t"
 
 
+def _title(text: str, width: int = 120) -> str:
+    return textwrap.fill(text, width)
+
+
 def kernel_figure(frame: pd.DataFrame, note: str) -> Any:
-    fig, axes = pyplot().subplots(1, 2, figsize=(9, 3.8))
+    """corr(Theta_0, Theta_t) and the relative change per step: median over the archs, bars from the 25th to the 75th
+    percentile (the change is heavy-tailed, so a mean and std would mislead)."""
+    fig, axes = pyplot().subplots(1, 2, figsize=(9, 4.2))
     for label, part in _groups(frame):
-        stats_ = part.groupby("step")[["kernel_corr", "kernel_rel_diff"]].agg(["mean", "std"])
         for ax, col in zip(axes, ("kernel_corr", "kernel_rel_diff")):
-            ax.errorbar(stats_.index, stats_[(col, "mean")], yerr=stats_[(col, "std")], marker="o", capsize=3,
+            q = part.groupby("step")[col].quantile([0.25, 0.5, 0.75]).unstack()
+            ax.errorbar(q.index, q[0.5], yerr=[q[0.5] - q[0.25], q[0.75] - q[0.5]], marker="o", capsize=3,
                         label=str(label))
     axes[0].set_ylabel("corr(Theta_0, Theta_t)")
     axes[1].set_ylabel("||Theta_t - Theta_0|| / ||Theta_0||")
     for ax in axes:
         ax.set_xlabel(STEPS_LABEL)
         ax.legend(fontsize=7)
-    fig.suptitle(f"kernel evolution (mean, std over archs) | {note}", fontsize=8)
+    fig.suptitle(_title(f"kernel evolution (median, 25-75 % of archs) | {note}"), fontsize=7)
+    fig.tight_layout()
     return fig
 
 
@@ -55,7 +63,8 @@ def metrics_figure(frame: pd.DataFrame, names: list[str], note: str) -> Any:
         ax.set_title(name)
         ax.set_xlabel(STEPS_LABEL)
         ax.legend(fontsize=7)
-    fig.suptitle(f"metrics during training, mean per accuracy band | {note}", fontsize=8)
+    fig.suptitle(_title(f"metrics during training, mean per accuracy band | {note}", 40 * len(names)), fontsize=7)
+    fig.tight_layout()
     return fig
 
 
@@ -70,7 +79,8 @@ def rank_figure(ranks: pd.DataFrame, names: list[str], note: str) -> Any:
     ax.set_xlabel(STEPS_LABEL)
     ax.set_ylabel("Kendall tau with final accuracy (95% bootstrap)")
     ax.legend(fontsize=7)
-    ax.set_title(note, fontsize=7)
+    ax.set_title(_title(note, 80), fontsize=6)
+    fig.tight_layout()
     return fig
 
 
@@ -125,6 +135,8 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
         "n_archs": len(chosen), "epochs": epochs, "note": note, "ground_truth": gt.provenance(),
         "steps_per_epoch": steps, "batch_size": ctx.dataset.batch_size,
         "kendall_tau": {n: {int(r.epoch): r.kendall_tau for r in ranks[ranks.metric == n].itertuples()} for n in names},
+        "kernel_corr_median": frame.groupby("epoch")["kernel_corr"].median().to_dict(),
+        "kernel_rel_diff_median": frame.groupby("epoch")["kernel_rel_diff"].median().to_dict(),
         "kernel_corr_mean": frame.groupby("epoch")["kernel_corr"].mean().to_dict(),
         "kernel_rel_diff_mean": frame.groupby("epoch")["kernel_rel_diff"].mean().to_dict(),
     }
