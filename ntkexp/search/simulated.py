@@ -72,6 +72,9 @@ class SimulatedTraining:
         if epochs not in self._acc:
             raise ValueError(f"the benchmark records no {epochs}-epoch validation accuracy of {self.dataset}")
         charge = self.cost(arch, epochs)
+        if not charge > 0:  # a free (or NaN) training would never exhaust the budget: the search would loop forever
+            raise ValueError(f"the benchmark records no positive training time for {arch} on {self.dataset} "
+                             f"({self.epoch_column} = {self._seconds[arch]}); a simulated search cannot charge it")
         self.spent += charge
         self.charges.append(charge)
         self.evaluations += 1
@@ -155,24 +158,41 @@ def simulated_rea(ctx: SimContext) -> None:
         population.popleft()
 
 
+class DebiasedEMA:
+    """An exponential moving average with its start-up bias divided out: after one value it is that value."""
+
+    def __init__(self, momentum: float) -> None:
+        self.momentum, self.weighted, self.weight = momentum, 0.0, 0.0
+
+    def update(self, value: float) -> float:
+        self.weighted = self.momentum * self.weighted + (1 - self.momentum) * value
+        self.weight = self.momentum * self.weight + (1 - self.momentum)
+        return self.weighted / self.weight
+
+
 @register_simulated("reinforce")
 def simulated_reinforce(ctx: SimContext) -> None:
-    """REINFORCE with the validation accuracy as reward and an EMA baseline (G-REINFORCE: the evaluated arch is the
-    best of ``pool_size`` mutants of the policy's sample by the metric)."""
+    """REINFORCE as NAS-Bench-201's reference runs it: a softmax policy per decision, updated by Adam (``lr``) on
+    -(r - b) log pi(arch), the reward r the 12-epoch validation accuracy in %, the baseline b a debiased moving
+    average (``ema``) that includes the current reward (G-REINFORCE: the evaluated arch is the best of ``pool_size``
+    mutants of the policy's sample by the metric, and the policy learns from that arch)."""
+    import torch
+
     cfg = ctx.cfg
-    logits = [np.zeros(len(c)) for c in ctx.space.choices()]
-    baseline: float | None = None
+    logits = [torch.zeros(len(c), dtype=torch.float64, requires_grad=True) for c in ctx.space.choices()]
+    optimizer = torch.optim.Adam(logits, lr=cfg.lr)
+    baseline = DebiasedEMA(cfg.ema)
     while not ctx.sim.exhausted():
-        probs = [np.exp(lg - lg.max()) / np.exp(lg - lg.max()).sum() for lg in logits]
-        sampled = ctx.space.decode([int(ctx.rng.choice(len(p), p=p)) for p in probs])
+        probs = [torch.softmax(lg.detach(), 0).numpy() for lg in logits]
+        sampled = ctx.space.decode([int(ctx.rng.choice(len(p), p=p / p.sum())) for p in probs])
         arch = sampled if ctx.metric is None else \
             ctx.pick([ctx.space.mutate(sampled, ctx.rng) for _ in range(cfg.pool_size)])
-        reward = ctx.evaluate(arch) / 100.0
-        baseline = reward if baseline is None else cfg.ema * baseline + (1 - cfg.ema) * reward
-        for d, (p, c) in enumerate(zip(probs, ctx.space.encode(arch))):
-            grad = -p
-            grad[c] += 1.0
-            logits[d] += cfg.lr * (reward - baseline) * grad
+        reward = ctx.evaluate(arch)
+        advantage = reward - baseline.update(reward)
+        log_prob = sum(torch.log_softmax(lg, 0)[c] for lg, c in zip(logits, ctx.space.encode(arch)))
+        optimizer.zero_grad()
+        (-advantage * log_prob).backward()  # type: ignore[union-attr]
+        optimizer.step()
 
 
 def _optuna_search(ctx: SimContext, sampler: Any) -> None:
@@ -188,7 +208,9 @@ def _optuna_search(ctx: SimContext, sampler: Any) -> None:
     distributions = {n: optuna.distributions.CategoricalDistribution(list(range(len(c))))
                      for n, c in zip(names, choices)}
     pruner = optuna.pruners.HyperbandPruner(min_resource=12, max_resource=200, reduction_factor=ctx.cfg.eta)
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    # the study's name seeds Hyperband's bracket assignment (a random UUID by default): name it from the run's seed
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner,
+                                study_name=f"ntkexp-simulated-{int(ctx.rng.integers(2**31))}")
     while not ctx.sim.exhausted():
         if ctx.metric is not None:  # G-HB: the trial's arch is the best of a random pool by the metric
             chosen = ctx.pool(ctx.random_arch)
