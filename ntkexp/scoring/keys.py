@@ -52,6 +52,7 @@ def training_conventions(train_cfg: Any, data_cfg: Any, train_fingerprint: str, 
     trainer = asdict(train_cfg)
     trainer["precision"] = train_cfg.resolved_precision(device_type)
     trainer["channels_last"] = train_cfg.use_channels_last(device_type)
+    trainer["accelerator"] = device_type  # what ran it ('auto' and 'cpu' on a CPU train alike)
     if steps_per_epoch is not None:
         trainer["steps_per_epoch"] = int(steps_per_epoch)
     data = {k: v for k, v in asdict(data_cfg).items() if k not in ("label", "root", "path")}
