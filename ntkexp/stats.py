@@ -3,6 +3,7 @@ bootstrap interval over the archs that says what their number can resolve."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -55,19 +56,28 @@ STATISTICS = {"kendall_tau": lambda a, b: stats.kendalltau(a, b).statistic,
 
 def bootstrap_interval(values: np.ndarray, accuracy: np.ndarray, direction: int, statistic: str = "kendall_tau",
                        confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic`` (``kendall_tau`` or ``spearman_rho``) of the oriented score
-    against accuracy, resampling archs with replacement (scipy.stats.bootstrap, paired); NaN when undefined."""
+    """Percentile bootstrap interval of ``statistic`` (``kendall_tau`` or ``spearman_rho``, by scipy.stats) of the
+    oriented score against accuracy, resampling archs with replacement. Resamples where the statistic is undefined
+    (every resampled score or accuracy equal: likely with a handful of archs) are left out, which
+    ``scipy.stats.bootstrap`` cannot do; NaN when fewer than 3 archs or no resample is defined."""
     values = np.asarray(values, dtype=np.float64)
     accuracy = np.asarray(accuracy, dtype=np.float64)
     keep = ~np.isnan(accuracy)
-    score = oriented(values[keep], direction)
+    score, acc = oriented(values[keep], direction), accuracy[keep]
     if len(score) < 3 or np.all(score == score[0]):
         return float("nan"), float("nan")
-    fn = STATISTICS[statistic]
-    res = stats.bootstrap((_finite_ranks(score), accuracy[keep]), fn, paired=True, vectorized=False,
-                          n_resamples=n_resamples, confidence_level=confidence, method="percentile",
-                          rng=np.random.default_rng(seed))
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    ranked, fn = _finite_ranks(score), STATISTICS[statistic]
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(score), size=(n_resamples, len(score)))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns on constant resamples; they are dropped below
+        stat = np.array([fn(ranked[i], acc[i]) for i in draws], dtype=np.float64)
+    stat = stat[np.isfinite(stat)]
+    if not len(stat):
+        return float("nan"), float("nan")
+    tail = 100 * (1 - confidence) / 2
+    lo, hi = np.percentile(stat, [tail, 100 - tail])
+    return float(lo), float(hi)
 
 
 def correlation_table(frame: Any, directions: dict[str, int], top_k: list[float]) -> dict[str, dict[str, Any]]:

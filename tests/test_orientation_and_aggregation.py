@@ -1,0 +1,50 @@
+"""Orientation of smaller-is-better metrics, aggregation over seeds, and which decile is P1: each against numbers
+worked out by hand or by scipy on the raw values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from ntkexp.scoring.selection import decile_pool
+from ntkexp.stats import bootstrap_interval, correlate
+from ntkexp.tables import aggregate
+
+
+def test_a_smaller_is_better_metric_is_oriented_before_ranking() -> None:
+    accuracy = np.array([90.0, 80.0, 70.0, 60.0, 50.0])
+    cond = np.array([1.0, 2.0, 3.0, 5.0, 4.0])  # a condition number: smaller is better, near-perfectly so
+    out = correlate(cond, accuracy, direction=-1, top_k=[0.4])
+    expected_tau = stats.kendalltau(-cond, accuracy).statistic
+    assert expected_tau > 0.7
+    assert out["kendall_tau"] == pytest.approx(expected_tau)
+    assert out["spearman_rho"] == pytest.approx(stats.spearmanr(-cond, accuracy).statistic)
+    assert out["top0.4_precision"] == 1.0  # the two smallest values are the two most accurate archs
+    flipped = correlate(cond, accuracy, direction=1, top_k=[0.4])
+    assert flipped["kendall_tau"] == pytest.approx(-expected_tau) and flipped["top0.4_precision"] == 0.0
+    rng = np.random.default_rng(0)
+    acc40 = rng.uniform(50, 95, 40)
+    cond40 = 100 - acc40 + rng.normal(0, 5, 40)  # smaller is better
+    lo, hi = bootstrap_interval(cond40, acc40, -1, seed=0)
+    tau = correlate(cond40, acc40, -1, [])["kendall_tau"]
+    assert 0 < lo <= tau <= hi  # the interval of the oriented score, around its tau, on the positive side
+    assert bootstrap_interval(cond40, acc40, 1, seed=0) == pytest.approx((-hi, -lo))
+
+
+def test_aggregation_over_seeds_is_the_mean_and_sample_std() -> None:
+    frame = pd.DataFrame({"metric": ["lga"] * 3 + ["ncn"] * 2, "kendall_tau": [0.1, 0.2, 0.6, 0.5, 0.5]})
+    table = aggregate(frame, ["metric"], ["kendall_tau"]).set_index("metric")
+    assert table.at["lga", "kendall_tau_mean"] == pytest.approx(0.3)  # not the median (0.2)
+    assert table.at["lga", "kendall_tau_std"] == pytest.approx(np.std([0.1, 0.2, 0.6], ddof=1))
+    assert table.at["lga", "kendall_tau_n"] == 3 and table.at["ncn", "kendall_tau_std"] == 0.0
+
+
+def test_the_top_decile_is_p1() -> None:
+    accuracy = pd.Series(np.arange(100, dtype=float), index=[f"a{i}" for i in range(100)])
+    p1, p10 = decile_pool(accuracy, 1), decile_pool(accuracy, 10)
+    assert set(p1) == {f"a{i}" for i in range(90, 100)}  # the best tenth
+    assert set(p10) == {f"a{i}" for i in range(10)}
+    with pytest.raises(ValueError, match="between 1 and"):
+        decile_pool(accuracy, 11)
