@@ -37,6 +37,10 @@ class Registry(Generic[T]):
         self._items[name] = obj
         return obj
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a plug-in that is no longer wanted, e.g. one a test registered); unknown names are ignored."""
+        self._items.pop(name, None)
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]

@@ -5,12 +5,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import hypothesis
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
 from ntkexp.config import register_configs
+from ntkexp.metrics import METRICS
+from ntkexp.metrics.combine import COMBINATIONS
+from ntkexp.search.base import SEARCH_ALGOS
+from ntkexp.search.simulated import SIMULATED_ALGOS
+from ntkexp.spaces import SPACES
+from ntkexp.tasks.base import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -23,9 +31,29 @@ DIGITS = [SEARCHPATH, "search_space=nb201_digits"]
 DIGITS_TABLE = FIXTURES / "nb201_digits.csv"
 
 os.environ["NTKEXP_TEST_FIXTURES"] = str(FIXTURES)
+# every run.py started by a test computes on one thread (two runs on two cores must not each spin two threads);
+# this process keeps torch's own default, restored after each test below
+_THREADS = torch.get_num_threads()
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(_THREADS)
+# property-based tests draw the same examples on every run
+hypothesis.settings.register_profile("ntkexp", derandomize=True, deadline=None)
+hypothesis.settings.load_profile("ntkexp")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 register_configs()
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_state():  # type: ignore[no-untyped-def]
+    """Whatever a test registers (metrics, search algorithms) or sets (torch's threads) is undone after it."""
+    registries = [METRICS, COMBINATIONS, SEARCH_ALGOS, SIMULATED_ALGOS, SPACES, TASKS]
+    before = [set(r.names()) for r in registries]
+    yield
+    for registry, names in zip(registries, before):
+        for name in set(registry.names()) - names:
+            registry.unregister(name)
+    torch.set_num_threads(_THREADS)
 
 
 def shared(path: str) -> Path:

@@ -64,13 +64,18 @@ def test_no_module_imports_from_a_higher_layer() -> None:
     assert not wrong, wrong
 
 
-@register_metric("param_count", direction=+1, needs=())
 def param_count(ctx: MetricContext) -> float:
     """A plug-in defined in this test file: the number of trainable parameters (a known zero-cost baseline)."""
     return float(sum(p.numel() for p in ctx.model.parameters() if p.requires_grad))
 
 
-def test_a_metric_registered_here_runs_through_correlate_and_search(tmp_path: Path) -> None:
+@pytest.fixture
+def plugin_metric():  # type: ignore[no-untyped-def]
+    """``param_count`` registered for one test (conftest removes it afterwards)."""
+    return register_metric("param_count", direction=+1, needs=())(param_count)
+
+
+def test_a_metric_registered_here_runs_through_correlate_and_search(tmp_path: Path, plugin_metric) -> None:
     assert "param_count" in METRICS and METRICS.get("param_count").needs == ()
     tiny = ["n_archs=6", "ntk.batch_size=8", "logger=csv", "task.progress=false", "threads=1"]
     summary = run(make_cfg(["metric=param_count", *tiny], tmp_path / "c"))
