@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -54,6 +55,19 @@ def _restore_global_state():  # type: ignore[no-untyped-def]
         for name in set(registry.names()) - names:
             registry.unregister(name)
     torch.set_num_threads(_THREADS)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test whose body reads ../shared/data through :func:`shared` carries the ``shared_data`` marker, so
+    ``-m "not shared_data"`` selects exactly the tests that run on a machine without it."""
+    for item in items:
+        fn = getattr(item, "function", None)
+        try:
+            source = inspect.getsource(fn) if fn is not None else ""
+        except (OSError, TypeError):
+            continue
+        if "shared(" in source or "NEEDS_SHARED" in source:
+            item.add_marker(pytest.mark.shared_data)
 
 
 def shared(path: str) -> Path:

@@ -59,17 +59,22 @@ def test_same_config_is_bit_identical_without_cache(tmp_path: Path) -> None:
 
 
 def test_degenerate_archs_are_flagged_in_a_run(tmp_path: Path) -> None:
-    archs = ["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"]
+    """The all-'none' cell (no path from input to output) is scored, flagged and ranked, not dropped or crashed on."""
+    none_arch = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
     cfg = make_cfg(TINY + ["metric=ntk"], tmp_path)
     from omegaconf import open_dict
 
-    table = pd.read_csv(DIGITS_TABLE)
+    others = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+              "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
+              "|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"]
     with open_dict(cfg):
-        cfg.archs = archs + table["arch_str"].head(4).tolist() if archs[0] in set(table["arch_str"]) \
-            else table["arch_str"].head(5).tolist()
-    run(cfg)
-    scores = pd.read_csv(tmp_path / "run" / "scores.csv")
-    assert len(scores) == 5
+        cfg.archs = [none_arch, *others]
+    summary = run(cfg)
+    scores = pd.read_csv(tmp_path / "run" / "scores.csv").set_index("arch")
+    assert len(scores) == 4 and none_arch in scores.index
+    assert isinstance(scores.at[none_arch, "flags"], str) and scores.at[none_arch, "flags"]
+    assert all(not isinstance(scores.at[a, "flags"], str) or "error" not in scores.at[a, "flags"] for a in others)
+    assert summary["correlations"]["lga"]["n"] == 4
 
 
 def _rows(cache: Path) -> int:

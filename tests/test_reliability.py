@@ -143,9 +143,13 @@ def test_fuzzed_overrides_are_accepted_or_refused_cleanly(tmp_path: Path, overri
     try:
         check_group_overrides(args, CONF)  # what run.py does before Hydra composes
         cfg = make_cfg(TINY + args, tmp_path)
-        choose_archs(RunContext.build(cfg))
+        ctx = RunContext.build(cfg)
+        archs = choose_archs(ctx)
     except CLEAN_ERRORS:
         return
+    # accepted: a run that can start, with at least two distinct valid archs of its space
+    assert len(archs) >= 2 and len(set(archs)) == len(archs)
+    assert all(ctx.space.validate(a) == a for a in archs)
 
 
 def test_bad_arch_on_the_command_line_is_one_line(tmp_path: Path) -> None:
