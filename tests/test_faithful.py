@@ -161,7 +161,11 @@ def test_gradsign_by_default_is_its_reference_code(tmp_path: Path) -> None:
     signs = torch.sign(torch.stack(rows))
     reference = float(signs.sum(0).abs().sum())
     value = compute_metrics(["gradsign"], MetricContext(net, x, y, 10, NTKConfig(bn_mode="train", dtype="float64")))
-    assert value["gradsign"] == pytest.approx(reference, abs=2 * int((torch.stack(rows).abs() < 1e-12).sum()))
+    # a sign can differ between two exact computations only where the gradient is a rounding error away from 0
+    # (exact zeros are zero in both); each such entry moves the sum by at most 2
+    magnitude = torch.stack(rows).abs()
+    ambiguous = int(((magnitude > 0) & (magnitude < 1e-12)).sum())
+    assert value["gradsign"] == pytest.approx(reference, abs=2 * ambiguous + 1e-9)
 
 
 # --------------------------------------------------------------------------------------- 7. search on every space

@@ -95,3 +95,42 @@ def test_bad_input_is_refused_clearly() -> None:
         NTKConfig(bn_mode="frozen")
     with pytest.raises(ValueError, match="at least 2"):
         empirical_ntk(_net(ARCHS[0]), torch.randn(1, 3, 8, 8))
+
+
+def _independent_params(net: torch.nn.Module, subset: str) -> list[str]:
+    """The parameter names of ``subset``, from the module types alone (no engine code)."""
+    names = []
+    linears = [n for n, m in net.named_modules() if isinstance(m, torch.nn.Linear)]
+    for mod_name, mod in net.named_modules():
+        for p_name, _ in mod.named_parameters(recurse=False):
+            full = f"{mod_name}.{p_name}" if mod_name else p_name
+            if subset == "conv_linear_weights" and isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)) \
+                    and p_name == "weight":
+                names.append(full)
+            elif subset == "last_layer" and mod_name == linears[-1]:
+                names.append(full)
+    return sorted(names)
+
+
+@pytest.mark.parametrize("subset", ["conv_linear_weights", "last_layer"])
+def test_per_sample_bn_subsets_match_a_loop_over_an_independent_parameter_list(subset: str) -> None:
+    """Per-sample BN (each sample through the network alone, in train mode) with GradSign's Conv/Linear weights and
+    TEG-NAS's last layer: the engine against a backward loop whose parameter list is built here."""
+    from ntkexp.ntk.engine import select_params
+
+    torch.manual_seed(4)
+    net = _net(ARCHS[0], C=3).double()
+    x = torch.randn(5, 3, 8, 8, dtype=torch.float64)
+    names = _independent_params(net, subset)
+    assert sorted(select_params(net, subset)[0]) == names  # the engine's selection is the same list
+    params = dict(net.named_parameters())
+    chosen = [params[n] for n in names]
+    net.train()
+    rows = []
+    for i in range(len(x)):
+        out = net(x[i : i + 1]).sum()
+        rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(out, chosen)]))
+    jac = torch.stack(rows)
+    expected = jac @ jac.T
+    got = empirical_ntk(net, x, NTKConfig(bn_mode="per_sample", params=subset, dtype="float64")).kernel
+    assert _rel(got.double(), expected) < 1e-10
