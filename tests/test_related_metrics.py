@@ -194,3 +194,31 @@ def test_every_metric_is_finite_on_a_normal_nb201_net_in_every_bn_mode() -> None
         ctx = MetricContext(net, x, y, 10, NTKConfig(bn_mode=bn_mode), x_test=xt, y_test=y.clone())
         values = compute_metrics(METRICS.names(), ctx)
         assert all(np.isfinite(v) for v in values.values()), (bn_mode, values)
+
+
+def test_ntk_mse_by_hand_from_the_last_layers_features() -> None:
+    """Last-layer NTK of a 2-layer MLP under the sum-of-logits reduction: Theta(x, x') = C (phi(x).phi(x') + 1), with
+    phi the ReLU features; regress the held-out one-hot labels in numpy; mean row norm of the error."""
+    net = mlp(4, 7, 3, seed=5)
+    x, xt = torch.randn(6, 4, dtype=torch.float64), torch.randn(4, 4, dtype=torch.float64)
+    y, yt = torch.tensor([0, 1, 2, 0, 1, 2]), torch.tensor([2, 1, 0, 0])
+    value = compute_metrics(["ntk_mse"], ctx_for(net, x, y, 3, x_test=xt, y_test=yt))["ntk_mse"]
+    w1, b1 = net[0].weight.detach().numpy(), net[0].bias.detach().numpy()
+    phi = np.maximum(np.vstack([x.numpy(), xt.numpy()]) @ w1.T + b1, 0)
+    k = 3 * (phi @ phi.T + 1)
+    pred = k[6:, :6] @ np.linalg.pinv(k[:6, :6]) @ np.eye(3)[y.numpy()]
+    expected = np.linalg.norm(pred - np.eye(3)[yt.numpy()], axis=1).mean()
+    assert value == pytest.approx(expected, rel=1e-8)
+    assert expected > 0.1  # a real held-out error, not the interpolation case
+
+
+def test_s_g_by_a_loop_kernel_and_numpy_regression() -> None:
+    from ntkexp.ntk import ntk_reference
+
+    net = mlp(4, 16, 3, seed=6)
+    x, xt = torch.randn(5, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    y, yt = torch.tensor([0, 1, 2, 1, 0]), torch.tensor([1, 2, 0])
+    value = compute_metrics(["s_g"], ctx_for(net, x, y, 3, x_test=xt, y_test=yt))["s_g"]
+    k = ntk_reference(net, torch.cat([x, xt]), NTKConfig(bn_mode="eval", dtype="float64")).numpy()
+    pred = k[5:, :5] @ np.linalg.pinv(k[:5, :5]) @ np.eye(3)[y.numpy()]
+    assert value == pytest.approx(np.linalg.norm(pred - np.eye(3)[yt.numpy()]), rel=1e-8)
