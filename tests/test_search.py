@@ -54,19 +54,26 @@ def test_budget_is_respected_and_no_arch_is_scored_twice(name: str) -> None:
     assert curve["best_accuracy"].is_monotonic_increasing  # best-so-far never gets worse
 
 
-def test_rea_with_the_oracle_is_at_least_as_good_as_random_search_on_nb201() -> None:
-    """On the whole NB201 space (real 200-epoch CIFAR-10 accuracies), budget 100, 5 seeds."""
-    full = load_ground_truth(BenchmarkConfig(table=str(shared("nb201_nats_tss_200ep/nats_bench.csv"))))
-    space = NASBench201()
+SHIPPED = load_ground_truth(BenchmarkConfig(table="pkg://nb201.parquet"))
 
-    def best(name: str, seed: int) -> float:
-        scorer = OracleScorer(full, "cifar10")
-        ctx = SearchContext(space, scorer, SearchAlgoConfig(name=name, budget_evals=100), seed, full, "cifar10")
-        return float(full.accuracy([SEARCH_ALGOS.get(name)(ctx)], "cifar10")[0])
 
-    rea = [best("rea", s) for s in range(5)]
-    rs = [best("random", s) for s in range(5)]
-    assert np.mean(rea) >= np.mean(rs)
+def _shipped_oracle(name: str, seed: int, budget: int = 300) -> float:
+    """The 200-epoch CIFAR-10 test accuracy of the arch ``name`` finds with the benchmark itself as the metric."""
+    scorer = OracleScorer(SHIPPED, "cifar10")
+    ctx = SearchContext(NASBench201(), scorer, SearchAlgoConfig(name=name, budget_evals=budget), seed, SHIPPED,
+                        "cifar10")
+    return float(SHIPPED.accuracy([SEARCH_ALGOS.get(name)(ctx)], "cifar10")[0])
+
+
+@pytest.mark.parametrize("name", ["rea", "reinforce"])
+def test_with_the_oracle_rea_and_reinforce_beat_random_search_on_the_shipped_nb201(name: str) -> None:
+    """The whole NB201 space (the shipped 200-epoch CIFAR-10 accuracies), 300 evaluations, 10 seeds: measured means
+    RS 93.98, REA 94.34, REINFORCE 94.23 (std of a mean about 0.06). A tournament that breeds from its worst member,
+    or a policy step with its sign flipped, falls to random search's level or below."""
+    seeds = range(10)
+    random = np.mean([_shipped_oracle("random", s) for s in seeds])
+    guided = np.mean([_shipped_oracle(name, s) for s in seeds])
+    assert guided > random + 0.15, (name, guided, random)
 
 
 def test_oracle_searches_reach_the_top_decile_of_the_fixture_benchmark() -> None:
