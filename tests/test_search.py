@@ -1,4 +1,5 @@
-"""Search algorithms on the tiny fixture benchmark and the real NB201 table: budget, no re-scoring, oracle sanity, end to end."""
+"""Search algorithms on the tiny fixture benchmark and the shipped NB201 table: budget, no re-scoring, oracle sanity, end to
+end."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ntkexp.config import SearchAlgoConfig
 from ntkexp.search import SEARCH_ALGOS, Guide, OracleScorer, SearchContext
 from ntkexp.spaces import NASBench201
 
-from .conftest import DIGITS, DIGITS_TABLE, make_cfg, shared
+from .conftest import DIGITS, DIGITS_TABLE, make_cfg
 
 GT = load_ground_truth(BenchmarkConfig(table=str(DIGITS_TABLE)))
 SPACE = NASBench201(C=8, N=1)
