@@ -151,3 +151,14 @@ def test_a_metric_guided_search_logs_its_progress(caplog: pytest.LogCaptureFixtu
     with caplog.at_level("INFO", logger="ntkexp"):  # the oracle costs nothing: no progress lines
         _oracle_search("random", 0, budget=20)
     assert not [r for r in caplog.records if "done" in r.getMessage()]
+
+
+@pytest.mark.parametrize("name", ["random", "rea", "reinforce"])
+def test_the_same_seed_repeats_the_search_and_another_seed_does_not(name: str) -> None:
+    def evaluated(seed: int) -> list[str]:
+        ctx = SearchContext(NASBench201(), OracleScorer(SHIPPED, "cifar10"),
+                            SearchAlgoConfig(name=name, budget_evals=40), seed, SHIPPED, "cifar10")
+        SEARCH_ALGOS.get(name)(ctx)
+        return list(ctx.evaluated)
+
+    assert evaluated(3) == evaluated(3) != evaluated(4)
