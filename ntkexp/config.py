@@ -7,11 +7,13 @@ with OmegaConf's message, and an unknown group option (``metric=nc``) is refused
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from ntkexp.benchmarks import BenchmarkConfig
 from ntkexp.data import DataConfig
@@ -136,4 +138,7 @@ class RunConfig:
 
 
 def register_configs() -> None:
+    """The schema for Hydra's config store, and the ``ntkexp_run_id`` resolver: this process's id, which makes the
+    default run directory unique to the run (runs started in the same second never share one)."""
+    OmegaConf.register_new_resolver("ntkexp_run_id", lambda: str(os.getpid()), use_cache=True, replace=True)
     ConfigStore.instance().store(name="ntkexp_schema", node=RunConfig)

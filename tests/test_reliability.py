@@ -179,3 +179,18 @@ def test_concurrent_jobs_share_one_cache(tmp_path: Path) -> None:
 
     with sqlite3.connect(cache / "scores.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 12
+
+
+def test_runs_started_together_keep_their_own_result_directories(tmp_path: Path) -> None:
+    """Three runs started at once, each with the default run directory, leave three directories, each with its own
+    seed's results."""
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "run.py"), "n_archs=3", "ntk.batch_size=4", "logger=csv",
+                               f"seed={seed}", "task.progress=false", f"paths.cache_dir={tmp_path / 'cache'}"],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for seed in (1, 2, 3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+    summaries = sorted((tmp_path / "outputs").rglob("summary.json"))
+    assert len(summaries) == 3
+    assert sorted(json.loads(p.read_text())["config"]["seed"] for p in summaries) == [1, 2, 3]
