@@ -40,6 +40,15 @@ class Guide:
     def __init__(self) -> None:
         self.values: dict[str, dict[str, float]] = {}
         self.cost = Cost()
+        self.failures: dict[str, str] = {}  # arch -> the error that kept it from being scored
+
+    def check_failures(self, what: str) -> None:
+        """Refuse a search whose every evaluation failed (its "found" arch would be meaningless), naming the first
+        error; partial failures are counted in :meth:`summary`."""
+        if self.failures and len(self.failures) == self.cost.evaluations:
+            first = next(iter(self.failures.values()))
+            raise RuntimeError(f"{what}: every one of the {self.cost.evaluations} evaluations failed to score, so "
+                               f"the search found nothing; the first error: {first}")
 
     def _score(self, arch: str) -> tuple[dict[str, float], float, float]:
         """(values, recorded seconds, seconds spent now) of one new arch."""
@@ -75,7 +84,8 @@ class Guide:
         return archs[int(np.argmax(self.scores(archs)))]
 
     def summary(self) -> dict[str, Any]:
-        return {"evaluations": self.cost.evaluations, "score_seconds": self.cost.score_seconds,
+        return {"evaluations": self.cost.evaluations, "failed_evaluations": len(self.failures),
+                "score_seconds": self.cost.score_seconds,
                 "fresh_seconds": self.cost.fresh_seconds, "wall_seconds": self.cost.wall_seconds}
 
 
@@ -97,6 +107,8 @@ class MetricScorer(Guide):
 
     def _score(self, arch: str) -> tuple[dict[str, float], float, float]:
         record = self.arch_scorer.score(arch)
+        if record.error is not None:
+            self.failures[arch] = record.error
         return ({n: float(record.values[n]) for n in self.names}, record.seconds,
                 0.0 if record.cached else record.seconds)
 

@@ -70,6 +70,7 @@ def run_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
         cfg = dataclasses.replace(algo_cfg, budget_evals=budget)
         sctx = SearchContext(ctx.space, guide, cfg, ctx.seed, gt, key, candidates, label, ctx.config.task.progress)
         found = algorithm(sctx)
+        guide.check_failures(f"task=search guided by {label}")
         runs[label] = {"arch": found, "accuracy": {c: float(gt.accuracy([found], c)[0]) for c in gt.datasets},
                        **guide.summary(), **sctx.details}
         curves.append(pd.DataFrame(sctx.curve).assign(run=label))

@@ -49,6 +49,7 @@ class MetricCache:
         self.direction = traits(name).direction
         self.values: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
+        self.failures: dict[str, str] = {}  # arch -> the error that kept it from being scored
 
     def __call__(self, archs: list[str]) -> np.ndarray:
         for arch in archs:
@@ -56,6 +57,12 @@ class MetricCache:
                 record = self.scorer.score(arch)
                 self.values[arch] = float(record.values[self.name])
                 self.seconds[arch] = record.seconds
+                if record.error is not None:
+                    self.failures[arch] = record.error
+                    if len(self.failures) == len(self.values) >= 3:  # nothing has scored: stop, do not search blind
+                        raise RuntimeError(f"the metric {self.name} failed on every arch it scored "
+                                           f"({len(self.failures)}); the first error: "
+                                           f"{next(iter(self.failures.values()))}")
         return oriented([self.values[a] for a in archs], self.direction)
 
 
@@ -114,7 +121,8 @@ def run_simulated_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
         "searched_on": sim_cfg.dataset, "methods": sim_cfg.methods, "pool_size": sim_cfg.pool_size,
         "results": {r["method"]: {k: r[k] for k in table.columns if k != "method"} for r in table.to_dict("records")},
         "a_rea_metric": a_rea_name,
-        "metric_cost": {"archs_scored": len(cache.values), "device_seconds": float(sum(cache.seconds.values())),
+        "metric_cost": {"archs_scored": len(cache.values), "archs_failed": len(cache.failures),
+                        "device_seconds": float(sum(cache.seconds.values())),
                         **({f"{a_rea_name}_archs_scored": len(a_rea_cache.values),
                             f"{a_rea_name}_device_seconds": float(sum(a_rea_cache.seconds.values()))}
                            if a_rea_cache is not cache else {}),
