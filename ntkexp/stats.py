@@ -37,8 +37,9 @@ def correlate(values: np.ndarray, accuracy: np.ndarray, direction: int, top_k: l
         rho = stats.spearmanr(ranked, accuracy)
         out.update(kendall_tau=float(tau.statistic), kendall_p=float(tau.pvalue),
                    spearman_rho=float(rho.statistic), spearman_p=float(rho.pvalue))
+    constant = len(values) == 0 or bool(np.all(score == score[0]))  # all undefined, or all alike: no ranking
     for frac in top_k:
-        out[f"top{frac:g}_precision"] = top_k_precision(score, accuracy, frac) if len(values) else float("nan")
+        out[f"top{frac:g}_precision"] = float("nan") if constant else top_k_precision(score, accuracy, frac)
     return out
 
 

@@ -48,3 +48,10 @@ def test_the_top_decile_is_p1() -> None:
     assert set(p10) == {f"a{i}" for i in range(10)}
     with pytest.raises(ValueError, match="between 1 and"):
         decile_pool(accuracy, 11)
+
+
+def test_top_k_of_a_metric_that_ranks_nothing_is_undefined() -> None:
+    accuracy = np.array([90.0, 80.0, 70.0, 60.0])
+    for values in (np.full(4, np.nan), np.full(4, 3.0)):
+        out = correlate(values, accuracy, direction=1, top_k=[0.25, 0.5])
+        assert np.isnan(out["top0.25_precision"]) and np.isnan(out["top0.5_precision"]) and np.isnan(out["kendall_tau"])

@@ -153,3 +153,20 @@ def test_the_protocols_batch_and_optimiser_are_the_ones_trained_with(tmp_path: P
     assert trainer.global_step == 4
     with pytest.raises(ValueError, match="trainer.optimizer"):
         TrainConfig(optimizer="adam")
+
+
+@pytest.mark.parametrize("setting", [{"lr": float("nan")}, {"lr": -1.0}, {"lr": 0.0}, {"weight_decay": float("inf")},
+                                     {"momentum": -0.5}])
+def test_non_finite_or_negative_training_settings_are_refused(setting: dict) -> None:
+    with pytest.raises(ValueError, match=f"trainer.{next(iter(setting))}"):
+        TrainConfig(**setting)
+
+
+def test_nan_pixels_in_the_data_are_refused(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).random((20, 32, 32, 3)).astype(np.float32)
+    x[3, 0, 0, 0] = np.nan
+    path = tmp_path / "bad.npz"
+    np.savez(path, train_x=x, train_y=np.arange(20) % 10, test_x=x[:4], test_y=np.arange(4))
+    dm = build_datamodule(DataConfig(name="bad", kind="npz", path=str(path)))
+    with pytest.raises(ValueError, match="1 train images hold NaN"):
+        dm.setup()

@@ -169,6 +169,11 @@ class ArrayDataModule(L.LightningDataModule):
                                  f"outside 0..{cfg.num_classes - 1}")
         if len(train.y) == 0:
             raise ValueError(f"dataset {cfg.name!r} has no training images")
+        for split_name, split in (("train", train), ("test", test)):
+            if np.issubdtype(split.x.dtype, np.floating) and not np.isfinite(split.x).all():
+                bad = int((~np.isfinite(split.x)).reshape(len(split.x), -1).any(1).sum())
+                raise ValueError(f"dataset {cfg.name!r}: {bad} {split_name} images hold NaN or infinite pixels "
+                                 f"({cfg.path or cfg.root}); every score of them would be undefined")
         self._train = tuple(t.to(self.device) for t in _to_float(train, cfg.mean, cfg.std))  # type: ignore[assignment]
         self._test = tuple(t.to(self.device) for t in _to_float(test, cfg.mean, cfg.std))  # type: ignore[assignment]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,11 @@ class TrainConfig:
     channels_last: bool | None = None  # None: yes (faster for these conv nets on this CPU and on GPUs alike)
 
     def __post_init__(self) -> None:
+        for name in ("lr", "momentum", "weight_decay", "rmsprop_alpha", "rmsprop_eps"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
+                raise ValueError(f"trainer.{name} must be a finite number {'> 0' if name == 'lr' else '>= 0'}, "
+                                 f"got {value}")
         if self.optimizer not in ("sgd", "rmsprop"):
             raise ValueError(f"trainer.optimizer must be 'sgd' or 'rmsprop', got {self.optimizer!r}")
         for name in ("batch_size", "epoch_images", "epoch_steps", "schedule_steps", "schedule_epochs"):
