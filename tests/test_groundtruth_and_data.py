@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -126,3 +127,38 @@ def test_training_stream_is_one_shuffled_pass_after_another_whatever_the_epoch_l
     assert sorted(flat[n : 2 * n].tolist()) == list(range(n))  # and so are the next 50 (second pass)
     assert not torch.equal(flat[:n], flat[n : 2 * n])  # reshuffled
     assert not torch.equal(torch.cat(_stream_batches(n, batch, 7, seed=4, groups=[7])), flat)
+
+
+def _table_with(tmp_path: Path, cells: dict[int, object]) -> Path:
+    frame = pd.read_csv(DIGITS_TABLE)
+    frame["digits"] = frame["digits"].astype(object)
+    for row, value in cells.items():
+        frame.loc[row, "digits"] = value
+    path = tmp_path / "table.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_archs_without_accuracy_are_left_out_loudly_and_never_drawn(tmp_path: Path, caplog) -> None:
+    from ntkexp.scoring import RunContext, choose_archs
+
+    from .conftest import DIGITS, make_cfg
+
+    path = _table_with(tmp_path, {0: "n/a", 1: None, 2: ""})
+    table = pd.read_csv(DIGITS_TABLE)
+    cfg = make_cfg([*DIGITS, f"search_space.benchmark.table={path}", "n_archs=null", "threads=1"], tmp_path)
+    with caplog.at_level("WARNING", logger="ntkexp"):
+        archs = choose_archs(RunContext.build(cfg))
+    assert len(archs) == len(table) - 3 and not set(table["arch_str"].head(3)) & set(archs)
+    assert "3 of the" in caplog.text
+
+
+def test_text_where_an_accuracy_belongs_is_refused_with_file_column_and_row(tmp_path: Path) -> None:
+    from ntkexp.scoring import RunContext
+
+    from .conftest import DIGITS, make_cfg
+
+    path = _table_with(tmp_path, {4: "ninety"})
+    cfg = make_cfg([*DIGITS, f"search_space.benchmark.table={path}", "threads=1"], tmp_path)
+    with pytest.raises(ValueError, match=r"column 'digits', row 5 .*'ninety' is not a number"):
+        RunContext.build(cfg)

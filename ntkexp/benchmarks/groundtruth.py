@@ -122,9 +122,24 @@ class GroundTruth:
                                  f"{canonical!r}")
 
     def require(self, key: str, context: str = "") -> None:
+        """Refuse a missing column, and a column with text where numbers belong (naming the file, column and row)."""
         if key not in self.frame.columns:
             raise ValueError(f"the ground truth {self.path} has no accuracy for data set {key!r} (it has: "
                              f"{', '.join(self.columns)}){context}")
+        column = self.frame[key]
+        if not pd.api.types.is_numeric_dtype(column):
+            numeric = pd.to_numeric(column, errors="coerce")
+            bad = numeric.isna() & column.notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise ValueError(f"ground-truth table {self.path}, column {key!r}, row {row + 1} "
+                                 f"({column.index[row]}): {column.iloc[row]!r} is not a number")
+            self.frame[key] = numeric
+
+    def scored_archs(self, key: str) -> list[str]:
+        """The archs that have an accuracy for ``key`` (a NaN, e.g. a blank or 'n/a' cell, has none)."""
+        self.require(key)
+        return list(self.frame.index[self.frame[key].notna()])
 
     def accuracy(self, archs: list[str], key: str) -> np.ndarray:
         self.require(key)

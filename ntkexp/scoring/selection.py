@@ -54,7 +54,10 @@ def choose_archs(ctx: RunContext, minimum: int = 2) -> list[str]:
     replacement (by ``seed``) from the ground truth's archs (or from one accuracy decile, ``task.decile``); else
     (``n_archs=null``) all of them. Fewer than ``minimum`` archs is an error (a rank correlation needs 2)."""
     cfg, gt = ctx.config, ctx.require_ground_truth()
-    available = gt.archs()
+    available = gt.scored_archs(ctx.accuracy_key)
+    if len(available) < len(gt):
+        log.warning("%d of the %d archs of %s have no %s accuracy (a blank or NaN cell): they are left out",
+                    len(gt) - len(available), len(gt), gt.path, ctx.accuracy_key)
     if cfg.task.decile is not None:
         available = decile_pool(gt.frame[ctx.accuracy_key], cfg.task.decile, cfg.task.n_deciles)
     if cfg.archs is not None and not cfg.archs and not cfg.archs_file:
