@@ -102,3 +102,16 @@ def test_kernel_evolution_task_writes_table_and_figures(tmp_path: Path) -> None:
     # a second run reuses the tracked records
     again = run(make_cfg(SMALL + ["task=kernel_evolution", "task.track_epochs=[0,1]", "task.per_band=2"], tmp_path))
     assert again["kendall_tau"] == summary["kendall_tau"]
+
+
+def test_a_damaged_kept_state_is_named_removed_and_trained_again(tmp_path: Path, caplog) -> None:
+    straight = _scorer(tmp_path / "straight", ["metric.train_epochs=2"]).score(ARCH)
+    first = _scorer(tmp_path / "run", ["metric.train_epochs=1"])
+    first.score(ARCH)
+    ckpt = first.checkpoint_dir(ARCH) / "epoch_1.ckpt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])  # truncated
+    with caplog.at_level("WARNING", logger="ntkexp"):
+        again = _scorer(tmp_path / "run", ["metric.train_epochs=2"]).score(ARCH)
+    assert again.error is None and again.values == straight.values  # trained from the start, the same network
+    assert "cannot be read" in caplog.text and "epoch_1.ckpt" in caplog.text
+    assert (first.checkpoint_dir(ARCH) / "epoch_2.ckpt").exists()

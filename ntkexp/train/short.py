@@ -4,6 +4,7 @@ again (LGA_3 after LGA_1), and asking for a kept epoch trains nothing."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -18,6 +19,7 @@ from ntkexp.train.tracking import CurveRecorder, KernelTracker
 
 _EPOCH_FILE = re.compile(r"^epoch_(\d+)\.ckpt$")
 TRAIN_STATS_KEY = "ntkexp_train_stats"
+log = logging.getLogger("ntkexp")
 
 
 def cached_epochs(ckpt_dir: Path | None) -> list[int]:
@@ -48,6 +50,21 @@ class EpochCheckpoints(L.Callback):
         checkpoint[TRAIN_STATS_KEY] = dict(self._stats)
 
 
+def readable_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
+    """The training state kept at ``path``, or None (with a warning naming it, and the file removed so that it is
+    trained again) when it cannot be read: a truncated or damaged file must not fail its arch on every rerun."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        if not isinstance(state, dict) or "state_dict" not in state:
+            raise ValueError("no state_dict in it")
+        return state
+    except Exception as err:  # noqa: BLE001 - any unreadable file is handled alike: named, removed, retrained
+        log.warning("the kept training state %s cannot be read (%s: %s); it is removed and trained again", path,
+                    type(err).__name__, str(err).splitlines()[0][:200] if str(err) else "")
+        path.unlink(missing_ok=True)
+        return None
+
+
 def train_for(model: nn.Module, datamodule: L.LightningDataModule, cfg: TrainConfig, tracker: KernelTracker,
               ckpt_dir: Path | None, curve: list[dict[str, Any]] | None = None) -> nn.Module:
     """Bring ``model`` (freshly initialised) through the epochs ``tracker.epochs`` (those > 0), measuring at each;
@@ -56,12 +73,15 @@ def train_for(model: nn.Module, datamodule: L.LightningDataModule, cfg: TrainCon
     wanted = [e for e in tracker.epochs if e > 0]
     if not wanted:
         return model
-    start = max([e for e in cached_epochs(ckpt_dir) if e <= wanted[0]], default=None)
-    ckpt_path = None
-    if start is not None:
+    ckpt_path, start, state = None, None, None
+    for epoch in sorted((e for e in cached_epochs(ckpt_dir) if e <= wanted[0]), reverse=True):
         assert ckpt_dir is not None
-        ckpt_path = str(ckpt_dir / f"epoch_{start}.ckpt")
-        state = torch.load(ckpt_path, map_location=next(model.parameters()).device, weights_only=False)
+        path = ckpt_dir / f"epoch_{epoch}.ckpt"
+        state = readable_checkpoint(path, next(model.parameters()).device)
+        if state is not None:
+            ckpt_path, start = str(path), epoch
+            break
+    if start is not None and state is not None:
         model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
         kept = dict(state.get(TRAIN_STATS_KEY) or {})
         tracker.history = [tuple(h) for h in kept.pop("history", [])]  # type: ignore[misc]
