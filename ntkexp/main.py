@@ -93,6 +93,22 @@ def _in_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+EARLIER_RESULTS = ("summary.json", "metrics.jsonl", "*.csv", "*.png")
+
+
+def clear_earlier_results(run_dir: Path) -> list[str]:
+    """A run into a directory that holds an earlier run's results (its ``summary.json``) removes those result files
+    first (named in the log), so that neither a mix of two runs nor, after a failure, the earlier run's
+    complete-looking results are left there. Other files are not touched."""
+    if not (run_dir / "summary.json").is_file():
+        return []
+    removed = sorted({p.name for pattern in EARLIER_RESULTS for p in run_dir.glob(pattern) if p.is_file()})
+    for name in removed:
+        (run_dir / name).unlink(missing_ok=True)
+    log.warning("%s held an earlier run's results; removed them before this run: %s", run_dir, ", ".join(removed))
+    return removed
+
+
 def run_cli(cfg: DictConfig) -> Any:
     """``run`` for the command line. A single run: user errors become one line and exit status 2. A sweep's job:
     any error is recorded in the job's ``FAILED`` file and the sweep goes on."""
@@ -103,6 +119,7 @@ def run_cli(cfg: DictConfig) -> Any:
     clean = (*USER_ERRORS, UnknownNameError, OmegaConfBaseException)
     job_dir = Path(cfg.paths.output_dir)
     (job_dir / FAILED).unlink(missing_ok=True)  # a job run again starts clean
+    clear_earlier_results(job_dir)
     try:
         return run(cfg)
     except Exception as err:

@@ -209,3 +209,19 @@ def test_a_search_whose_guide_fails_on_every_arch_says_so_and_exits_non_zero(tmp
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     assert "failed" in proc.stderr and "found:" not in proc.stdout
+
+
+def test_a_run_into_a_directory_with_an_earlier_runs_results_clears_them_first(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "run.py", "n_archs=3", "ntk.batch_size=4", "logger=csv", "task.progress=false",
+            f"hydra.run.dir={run_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    assert subprocess.run(args, cwd=ROOT, capture_output=True, timeout=600).returncode == 0
+    (run_dir / "search_curve.csv").write_text("from another task\n")  # a table the next run does not write
+    (run_dir / "notes.txt").write_text("mine\n")
+    assert subprocess.run(args, cwd=ROOT, capture_output=True, timeout=600).returncode == 0
+    assert not (run_dir / "search_curve.csv").exists() and (run_dir / "notes.txt").exists()
+    assert (run_dir / "summary.json").exists()
+    # a rerun that fails leaves no complete-looking results of the earlier one
+    failed = subprocess.run([*args, "init.name=nope"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert failed.returncode != 0
+    assert not (run_dir / "summary.json").exists() and not (run_dir / "scores.csv").exists()
