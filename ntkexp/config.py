@@ -8,7 +8,6 @@ with OmegaConf's message, and an unknown group option (``metric=nc``) is refused
 from __future__ import annotations
 
 import os
-
 from dataclasses import dataclass, field
 from typing import Any
 

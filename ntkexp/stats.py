@@ -23,13 +23,10 @@ def top_k_precision(score: np.ndarray, accuracy: np.ndarray, fraction: float) ->
 
 def correlate(values: np.ndarray, accuracy: np.ndarray, direction: int, top_k: list[float]) -> dict[str, Any]:
     """Rank correlation of the direction-oriented score with accuracy; undefined scores rank worst (see metrics)."""
-    values = np.asarray(values, dtype=np.float64)
-    accuracy = np.asarray(accuracy, dtype=np.float64)
-    keep = ~np.isnan(accuracy)
-    values, accuracy = values[keep], accuracy[keep]
-    score = oriented(values, direction)
+    values, score, accuracy = _paired(values, accuracy, direction)
     out: dict[str, Any] = {"n": int(len(values)), "n_undefined": int(np.sum(~np.isfinite(values)))}
-    if len(values) < 2 or np.all(score == score[0]):
+    constant = len(values) == 0 or bool(np.all(score == score[0]))  # all undefined, or all alike: no ranking
+    if len(values) < 2 or constant:
         out.update(kendall_tau=float("nan"), spearman_rho=float("nan"), kendall_p=float("nan"), spearman_p=float("nan"))
     else:
         ranked = _finite_ranks(score)
@@ -37,10 +34,17 @@ def correlate(values: np.ndarray, accuracy: np.ndarray, direction: int, top_k: l
         rho = stats.spearmanr(ranked, accuracy)
         out.update(kendall_tau=float(tau.statistic), kendall_p=float(tau.pvalue),
                    spearman_rho=float(rho.statistic), spearman_p=float(rho.pvalue))
-    constant = len(values) == 0 or bool(np.all(score == score[0]))  # all undefined, or all alike: no ranking
     for frac in top_k:
         out[f"top{frac:g}_precision"] = float("nan") if constant else top_k_precision(score, accuracy, frac)
     return out
+
+
+def _paired(values: np.ndarray, accuracy: np.ndarray, direction: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(raw values, oriented scores, accuracies) of the archs that have an accuracy."""
+    values = np.asarray(values, dtype=np.float64)
+    accuracy = np.asarray(accuracy, dtype=np.float64)
+    keep = ~np.isnan(accuracy)
+    return values[keep], oriented(values[keep], direction), accuracy[keep]
 
 
 def _finite_ranks(score: np.ndarray) -> np.ndarray:
@@ -61,10 +65,7 @@ def bootstrap_interval(values: np.ndarray, accuracy: np.ndarray, direction: int,
     oriented score against accuracy, resampling archs with replacement. Resamples where the statistic is undefined
     (every resampled score or accuracy equal: likely with a handful of archs) are left out, which
     ``scipy.stats.bootstrap`` cannot do; NaN when fewer than 3 archs or no resample is defined."""
-    values = np.asarray(values, dtype=np.float64)
-    accuracy = np.asarray(accuracy, dtype=np.float64)
-    keep = ~np.isnan(accuracy)
-    score, acc = oriented(values[keep], direction), accuracy[keep]
+    _, score, acc = _paired(values, accuracy, direction)
     if len(score) < 3 or np.all(score == score[0]):
         return float("nan"), float("nan")
     ranked, fn = _finite_ranks(score), STATISTICS[statistic]

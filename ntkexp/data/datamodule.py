@@ -198,12 +198,19 @@ class ArrayDataModule(L.LightningDataModule):
         return x[idx].contiguous(), y[idx]
 
     @property
+    def steps_per_pass(self) -> int:
+        """Optimiser steps of one pass through the training set (full batches, rounded up)."""
+        return -(-len(self.train_tensors[1]) // self.cfg.batch_size)
+
+    @property
     def steps_per_epoch(self) -> int:
-        """Optimiser steps in one training epoch: ``epoch_steps``, else ``epoch_images`` (default: the training
-        set) in full batches, rounded up."""
+        """Optimiser steps in one training epoch: ``epoch_steps``, else ``epoch_images`` in full batches (rounded
+        up), else one pass through the training set."""
         if self.epoch_steps is not None:
             return int(self.epoch_steps)
-        return -(-(self.epoch_images or len(self.train_tensors[1])) // self.cfg.batch_size)
+        if self.epoch_images is not None:
+            return -(-self.epoch_images // self.cfg.batch_size)
+        return self.steps_per_pass
 
     def train_dataloader(self) -> Any:
         x, y = self.train_tensors

@@ -173,7 +173,7 @@ class ArchScorer:
                              epochs, x_test=self.x_test, y_test=self.y_test, seed=self.seed, theta0=theta0,
                              settings=self.settings, region_inputs=regions,
                              steps_per_epoch=self.ctx.data.steps_per_epoch, batch_size=self.ctx.dataset.batch_size,
-                             pass_steps=-(-len(self.ctx.data.train_tensors[1]) // self.ctx.dataset.batch_size))
+                             pass_steps=self.ctx.data.steps_per_pass)
 
     def region_inputs(self, channels: int, repeat: int) -> torch.Tensor:
         """TE-NAS's inputs for counting linear regions: ``batches`` x ``inputs`` random ``crop`` x ``crop`` crops of

@@ -72,12 +72,6 @@ class TrainConfig:
             if value is not None and value < 1:
                 raise ValueError(f"trainer.{name} must be >= 1 or null, got {value}")
 
-    def steps_per_epoch(self, n_train: int, batch_size: int) -> int:
-        """Optimiser steps in one epoch of ``n_train`` images at ``batch_size`` (every batch is full)."""
-        if self.epoch_steps is not None:
-            return int(self.epoch_steps)
-        return -(-(self.epoch_images or n_train) // batch_size)
-
     def resolved_precision(self, device_type: str) -> str:
         """The Lightning precision used on ``device_type``: ``auto`` is bf16-mixed on a GPU and on a CPU that has
         native bfloat16 instructions (checked), 32-true elsewhere."""

@@ -3,8 +3,10 @@
 After each epoch listed in ``epochs`` (and at the start of training when it resumes from one of them) it computes the
 configured metrics with the same engine and conventions as at initialisation, and the train loss and accuracy: the
 mean over the last pass through the training set (the last ``pass_steps`` optimiser steps, on the augmented training
-batches), whatever an epoch is and wherever training resumed (the per-step history travels with the checkpoints). Each record names t in optimiser steps and images seen too (``step``, ``images``). Given the kernel at initialisation (``theta0``), it also records the kernel correlation
-corr(Theta_0, Theta_t) (Pearson over all entries) and the relative change ||Theta_t - Theta_0||_F / ||Theta_0||_F.
+batches), whatever an epoch is and wherever training resumed (the per-step history travels with the checkpoints).
+Each record names t in optimiser steps and images seen too (``step``, ``images``). Given the kernel at
+initialisation (``theta0``), it also records the kernel correlation corr(Theta_0, Theta_t) (Pearson over all
+entries) and the relative change ||Theta_t - Theta_0||_F / ||Theta_0||_F.
 Nothing is restored from a checkpoint: every record is measured on the network in the state it describes.
 """
 
