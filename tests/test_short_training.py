@@ -115,3 +115,17 @@ def test_a_damaged_kept_state_is_named_removed_and_trained_again(tmp_path: Path,
     assert again.error is None and again.values == straight.values  # trained from the start, the same network
     assert "cannot be read" in caplog.text and "epoch_1.ckpt" in caplog.text
     assert (first.checkpoint_dir(ARCH) / "epoch_2.ckpt").exists()
+
+
+def test_kernel_evolution_where_every_arch_fails_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ntkexp.main import run
+    from ntkexp.scoring.scorer import ArchScorer
+
+    def broken(self, arch, repeat=0):  # type: ignore[no-untyped-def]
+        raise RuntimeError("tensors on two devices")
+
+    monkeypatch.setattr(ArchScorer, "build_model", broken)
+    cfg = make_cfg(SMALL + ["task=kernel_evolution", "task.track_epochs=[0,1]", "task.per_band=1"], tmp_path)
+    with pytest.raises(RuntimeError, match="every arch failed to train or score; the first error: RuntimeError: "
+                                           "tensors on two devices"):
+        run(cfg)

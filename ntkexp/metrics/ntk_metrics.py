@@ -24,7 +24,7 @@ def label_matrix(y: torch.Tensor) -> torch.Tensor:
 def lga(kernel: torch.Tensor, y: torch.Tensor) -> float:
     """Equation (12); NaN when the kernel or the label matrix is constant (undefined alignment)."""
     theta = kernel.to(torch.float64)
-    lab = label_matrix(y)
+    lab = label_matrix(y.to(theta.device))  # the kernel is on the CPU, the labels where the data lives
     tc = theta - theta.mean()
     lc = lab - lab.mean()
     denom = torch.linalg.norm(tc) * torch.linalg.norm(lc)

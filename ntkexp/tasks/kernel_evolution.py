@@ -111,11 +111,16 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     if max(epochs) > 0:
         scorer.training("task=kernel_evolution")  # refuses a probe-only data set before any work
     rows: list[dict[str, Any]] = []
+    errors: list[str] = []
     with Progress(len(chosen), "training", task.progress) as bar:
         for arch, band in chosen:
             tracked = scorer.track(arch, epochs)
             rows += [{"arch": arch, "band": band, **rec} for rec in tracked.records if rec["epoch"] in epochs]
+            if tracked.error is not None:
+                errors.append(tracked.error)
             bar.step(cached=tracked.cached)
+    if len(errors) == len(chosen):
+        raise RuntimeError(f"every arch failed to train or score; the first error: {errors[0]}")
     frame = pd.DataFrame(rows)
     frame["accuracy"] = gt.accuracy(list(frame["arch"]), ctx.accuracy_key)
     out.table("evolution", frame)
