@@ -48,39 +48,43 @@ class MetricConfig:
 
 @dataclass
 class SearchAlgoConfig:
-    """Config group ``search_algo``; fields an algorithm does not use are ignored by it."""
+    """Config group ``search_algo``: the search algorithms' own settings, one set for ``task=search`` (guided by a
+    metric) and ``task=simulated_search`` (NAS-Bench-201's clock). The defaults are NAS-Bench-201's / GradSign's
+    reference settings; ``conf/search_algo/*_tegnas.yaml`` and ``rea_lga.yaml`` are the papers' presets."""
 
-    name: str = "random"
-    budget_evals: int = 100  # unique archs scored
-    budget_seconds: float | None = None  # recorded scoring compute, if set
+    name: str = "random"  # random | rea | reinforce | hb | bohb (task=search; simulated_search names its methods)
+    budget_evals: int = 100  # unique archs scored (task=search; the simulated clock ends a simulated search)
+    budget_seconds: float | None = None  # recorded scoring compute, if set (task=search)
     population_size: int = 10  # rea
     sample_size: int = 3  # rea tournament
     iterations: int | None = None  # rea: evolution steps after the population; reinforce: policy updates (None: budget)
-    lr: float = 0.5  # reinforce
+    optimizer: str = "adam"  # reinforce: adam (NB201's reference) | sgd (TEG-NAS)
+    lr: float = 0.01  # reinforce
     ema: float = 0.9  # reinforce baseline momentum
-    reward: str = "step_difference"  # reinforce: step_difference (TEG-NAS eq. 16) | normalised_value
+    baseline: str = "debiased_ema"  # reinforce: debiased_ema (NB201) | ema (TEG-NAS eq. 15, b_0 = 0)
+    reward: str = "value"  # reinforce: value (the guide's value; NB201) | step_difference (TEG-NAS eq. 16) | normalised_value
     derive: str = "best_evaluated"  # best_evaluated | population (rea) | policy_argmax (reinforce)
     restrict_to_benchmark: bool | None = None  # None: when the ground truth does not cover the whole space
+    pool_size: int = 10  # metric-assisted (G-) steps: candidates scored by the metric to evaluate one (GradSign: 10)
+    init_pool: int = 100  # A-REA: random archs the initial population is chosen from by the metric (our choice)
+    eta: int = 3  # hb/bohb: reduction factor (GradSign's BOHB.py)
+    min_budget: float = 12  # hb/bohb: smallest and largest budget in epochs (GradSign's BOHB.py: 12 and 200)
+    max_budget: float = 200
+    hb_iterations: int = 100  # hb/bohb: successive-halving iterations at most (hpbandster's n_iters: 100)
 
 
 @dataclass
 class SimulatedSearchConfig:
-    """``task=simulated_search``: benchmark-simulated searches (see ``ntkexp.search.simulated``)."""
+    """``task=simulated_search``: benchmark-simulated searches (see ``ntkexp.search.simulated``); the algorithms'
+    settings are the ``search_algo`` group's."""
 
-    # methods to run: rs, rea, reinforce, hb, bohb; G-<name> for the metric-assisted variant; A-REA
+    # methods to run: RS, REA, REINFORCE, HB, BOHB; G-<name> for the metric-assisted variant; A-REA
     methods: list[str] = field(default_factory=lambda: ["RS", "G-RS", "REA", "G-REA", "A-REA", "REINFORCE",
                                                          "G-REINFORCE", "HB", "G-HB", "BOHB"])
     runs: int = 500
     budget_seconds: float = 12000.0  # of the benchmark's recorded training time (GPU seconds), per run
     dataset: str = "cifar10"  # the data set searched on (its 12-epoch validation accuracy and training time)
-    pool_size: int = 10  # candidates a metric-assisted step scores to evaluate one (not given by GradSign)
-    init_pool: int = 100  # A-REA: random archs the initial population is chosen from by the metric
     a_rea_metric: str | None = None  # A-REA's metric (GradSign's table: naswot); None: metric.names[0]
-    population_size: int = 10  # rea
-    sample_size: int = 3  # rea
-    lr: float = 0.01  # reinforce
-    ema: float = 0.9  # reinforce baseline momentum
-    eta: int = 16  # hyperband reduction factor (12 -> 192 epochs: the benchmark's two fidelities)
     published: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> {column: value} to compare
 
 
@@ -136,8 +140,21 @@ class RunConfig:
     name: str = MISSING  # run name (set in config.yaml from the choices)
 
 
+#: the LGA paper's Table 2: REA's scoring budget in GPU seconds with LGA_t (t epochs of training per arch)
+LGA_SEARCH_BUDGETS = {3: 3600.0, 5: 5400.0}
+
+
+def lga_search_budget(train_epochs: int) -> float:
+    """REA's budget in the LGA paper's Table 2 for LGA_``train_epochs`` (3,600 s for LGA_3, 5,400 s for LGA_5)."""
+    if int(train_epochs) not in LGA_SEARCH_BUDGETS:
+        raise ValueError(f"search_algo=rea_lga has the paper's budgets for metric.train_epochs 3 and 5 only, not "
+                         f"{train_epochs}; set search_algo.budget_seconds")
+    return LGA_SEARCH_BUDGETS[int(train_epochs)]
+
+
 def register_configs() -> None:
     """The schema for Hydra's config store, and the ``ntkexp_run_id`` resolver: this process's id, which makes the
     default run directory unique to the run (runs started in the same second never share one)."""
     OmegaConf.register_new_resolver("ntkexp_run_id", lambda: str(os.getpid()), use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("ntkexp_lga_budget", lga_search_budget, replace=True)
     ConfigStore.instance().store(name="ntkexp_schema", node=RunConfig)

@@ -17,7 +17,6 @@ from ntkexp.config import register_configs
 from ntkexp.metrics import METRICS
 from ntkexp.metrics.combine import COMBINATIONS
 from ntkexp.search.base import SEARCH_ALGOS
-from ntkexp.search.simulated import SIMULATED_ALGOS
 from ntkexp.spaces import SPACES
 from ntkexp.tasks.base import TASKS
 
@@ -48,7 +47,7 @@ register_configs()
 @pytest.fixture(autouse=True)
 def _restore_global_state():  # type: ignore[no-untyped-def]
     """Whatever a test registers (metrics, search algorithms) or sets (torch's threads) is undone after it."""
-    registries = [METRICS, COMBINATIONS, SEARCH_ALGOS, SIMULATED_ALGOS, SPACES, TASKS]
+    registries = [METRICS, COMBINATIONS, SEARCH_ALGOS, SPACES, TASKS]
     before = [set(r.names()) for r in registries]
     yield
     for registry, names in zip(registries, before):

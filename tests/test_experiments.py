@@ -36,8 +36,8 @@ CPU_CASES = {
     "search_table_cpu": ([*TINY_TRAIN, "seed=0,1", "search_algo.budget_evals=3"], 2, "search",
                          {"algorithm": {"random"}}),
     "gradsign_table55_cpu": (["search_space.kwargs.C=4", "ntk.batch_size=4", "task.simulated.runs=1",
-                              "task.simulated.budget_seconds=4000", "task.simulated.pool_size=2",
-                              "task.simulated.init_pool=12"], 1, "simulated_search",
+                              "task.simulated.budget_seconds=4000", "search_algo.pool_size=2",
+                              "search_algo.init_pool=12"], 1, "simulated_search",
                              {"method": {"RS", "G-RS", "REA", "G-REA", "A-REA", "REINFORCE", "G-REINFORCE", "HB",
                                          "G-HB", "BOHB"}}),
 }
@@ -84,7 +84,11 @@ def test_the_full_presets_run_at_the_papers_scale() -> None:
     assert set(_sweep("lga_after_training")["dataset"].split(",")) == {"cifar10", "cifar100", "imagenet16_120"}
     table2 = _sweep("search_table")
     assert set(table2["search_algo"].split(",")) == {"random", "rea_lga"}
-    assert make_cfg(["search_algo=rea_lga"]).search_algo.budget_seconds == 3600
+    # REA's budget follows LGA_t as in the paper: 3,600 s with LGA_3, 5,400 s with LGA_5
+    assert make_cfg(["search_algo=rea_lga", "metric.train_epochs=3"]).search_algo.budget_seconds == 3600
+    assert make_cfg(["search_algo=rea_lga", "metric.train_epochs=5"]).search_algo.budget_seconds == 5400
+    with pytest.raises(Exception, match="budgets for metric.train_epochs 3 and 5 only"):
+        _ = make_cfg(["search_algo=rea_lga", "metric.train_epochs=4"]).search_algo.budget_seconds
     assert make_cfg(["experiment=search_table"]).search_algo.budget_evals == 100  # RS over 100 archs
     table55 = make_cfg(["experiment=gradsign_table55"])
     assert table55.task.name == "simulated_search" and list(table55.metric.names) == ["gradsign"]

@@ -1,8 +1,10 @@
-"""task=simulated_search: NAS-Bench-201's simulated clock, the metric-assisted variants of GradSign App. A, and a
-tiny end-to-end run of every method on the shipped NB201 table."""
+"""task=simulated_search: NAS-Bench-201's simulated clock as the guide of the one search stack, the metric-assisted
+variants of GradSign App. A, Hyperband's cost model, and a tiny end-to-end run of every method on the shipped NB201
+table."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -11,12 +13,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ntkexp.config import SimulatedSearchConfig
+from ntkexp.config import SearchAlgoConfig
 from ntkexp.main import run
 from ntkexp.scoring import RunContext
-from ntkexp.search.simulated import SIMULATED_ALGOS, SimContext, SimulatedTraining
+from ntkexp.search import SEARCH_ALGOS, BudgetExhausted, ClockGuide, SearchContext, SimulatedTraining
+from ntkexp.search.hyperband import brackets
 from ntkexp.tasks.simulated_search import parse_method
 from tests.conftest import make_cfg
+
+SIM = SearchAlgoConfig(budget_evals=10**9)  # NB201's / GradSign's settings; the clock ends the search
+
+
+def simulated(space: Any, sim: Any, seed: int, cfg: SearchAlgoConfig = SIM, assist: Any = None,
+              init_assist: Any = None) -> SearchContext:
+    """A simulated search's context: the clock as guide, as task=simulated_search builds it."""
+    return SearchContext(space, ClockGuide(sim), cfg, np.random.default_rng(seed), progress=False, assist=assist,
+                         init_assist=init_assist)
+
+
+def history(ctx: SearchContext) -> list[str]:
+    """Every evaluated arch in order, repeats included (what the clock charged)."""
+    return list(ctx.scorer.sim.archs)
 
 
 @pytest.fixture(scope="module")
@@ -41,35 +58,39 @@ def test_the_clock_charges_the_recorded_training_time_and_stops_at_the_budget(nb
     space, gt = nb201
     frame = gt.frame
     sim = SimulatedTraining(gt, "cifar10", budget_seconds=5000.0)
-    ctx = SimContext(space, sim, np.random.default_rng(0), SimulatedSearchConfig())
-    SIMULATED_ALGOS.get("rs")(ctx)
-    archs = [a for a, _, _ in ctx.history]
+    ctx = simulated(space, sim, 0)
+    found = SEARCH_ALGOS.get("random")(ctx)
+    archs = history(ctx)
     recorded = [12 * float(frame.at[a, "cifar10_valid_epoch_seconds"]) for a in archs]
     assert sim.charges == pytest.approx(recorded)
     assert sim.spent == pytest.approx(sum(recorded))
-    assert sim.spent >= 5000.0 > sim.spent - recorded[-1]  # the crossing evaluation counts, nothing after it
-    assert [acc for _, acc, _ in ctx.history] == pytest.approx([float(frame.at[a, "cifar10_valid_12ep"]) for a in archs])
-    found, seen = ctx.best()
-    assert seen == max(acc for _, acc, _ in ctx.history) and found in archs
+    # the evaluation that would cross the budget is not charged, not seen, and ends the run (NB201's loops)
+    assert sim.spent <= 5000.0 and sim.refused is not None and ctx.ended
+    assert sim.spent + 12 * float(frame.at[sim.refused, "cifar10_valid_epoch_seconds"]) > 5000.0
+    seen = {a: ctx.scorer.values[a]["valid"] for a in archs}
+    assert list(seen.values()) == pytest.approx([float(frame.at[a, "cifar10_valid_12ep"]) for a in seen])
+    assert found in archs and seen[found] == max(seen.values())
 
 
-@pytest.mark.parametrize("algo", ["rs", "rea", "reinforce"])
+@pytest.mark.parametrize("algo", ["random", "rea", "reinforce"])
 def test_an_assisted_step_evaluates_the_best_of_its_pool(nb201: tuple[Any, Any], algo: str) -> None:
     space, gt = nb201
     rng = np.random.default_rng(1)
     scores = {a: float(v) for a, v in zip(gt.frame.index, rng.normal(size=len(gt.frame)))}
     metric = Recorder(scores)
-    cfg = SimulatedSearchConfig(pool_size=7, init_pool=0)
+    cfg = dataclasses.replace(SIM, pool_size=7)
     sim = SimulatedTraining(gt, "cifar10", budget_seconds=4000.0)
-    ctx = SimContext(space, sim, np.random.default_rng(2), cfg, metric)
-    SIMULATED_ALGOS.get(algo)(ctx)
-    evaluated = [a for a, _, _ in ctx.history]
+    ctx = simulated(space, sim, 2, cfg, assist=metric)
+    SEARCH_ALGOS.get(algo)(ctx)
+    evaluated = history(ctx)
     pools = [p for p in metric.pools if len(p) == cfg.pool_size]
     # REA evaluates its random initial population unassisted; every later evaluation is a pool's best
     assisted = evaluated[cfg.population_size:] if algo == "rea" else evaluated
-    assert len(pools) == len(assisted) > 3
-    assert assisted == [max(p, key=scores.__getitem__) for p in pools]
-    if algo != "rs":  # the pools of G-REA and G-REINFORCE are mutants: each one op away from a common arch
+    picks = [max(p, key=scores.__getitem__) for p in pools]
+    # the last pool's pick would have crossed the budget: refused (not charged), and the search ended
+    assert len(pools) == len(assisted) + 1 and len(assisted) > 3
+    assert assisted == picks[:-1] and sim.refused == picks[-1]
+    if algo != "random":  # the pools of G-REA and G-REINFORCE are mutants: each one op away from a common arch
         for pool in pools:
             codes = np.array([space.encode(a) for a in pool])
             assert all(((codes != codes[0]).sum(axis=1) <= 2).tolist())
@@ -79,29 +100,36 @@ def test_a_rea_starts_from_the_metrics_best_of_its_initial_pool(nb201: tuple[Any
     space, gt = nb201
     scores = {a: float(v) for a, v in gt.frame["cifar10"].items()}
     metric = Recorder(scores)
-    cfg = SimulatedSearchConfig(init_pool=50, population_size=10)
-    ctx = SimContext(space, SimulatedTraining(gt, "cifar10", 3000.0), np.random.default_rng(3), cfg, metric)
-    SIMULATED_ALGOS.get("rea")(ctx)
+    cfg = dataclasses.replace(SIM, init_pool=50, population_size=10)
+    ctx = simulated(space, SimulatedTraining(gt, "cifar10", 3000.0), 3, cfg, init_assist=metric)
+    SEARCH_ALGOS.get("rea")(ctx)
     initial = metric.pools[0]
-    assert len(initial) == 50
+    assert len(initial) == 50 and len(metric.pools) == 1  # A-REA: the metric chooses the start, nothing else
     best10 = sorted(initial, key=scores.__getitem__, reverse=True)[:10]
-    assert [a for a, _, _ in ctx.history[:10]] == best10
+    assert history(ctx)[:10] == best10
 
 
-def test_hyperband_trains_survivors_to_the_top_fidelity_and_returns_one_of_them(nb201: tuple[Any, Any]) -> None:
+def test_hyperband_follows_gradsign_bohb_schedule_and_charges_12_epochs_per_evaluation(nb201: tuple[Any, Any]) -> None:
+    """GradSign's BOHB.py: eta 3, budgets 12-200 (brackets 9-3-1, 3-1, 3); its worker returns the 12-epoch validation
+    accuracy and charges 12 epochs at every budget, a promotion included; the result is the best arch evaluated at
+    the largest budget."""
+    assert brackets(3, 12, 200) == [([9, 3, 1], pytest.approx([200 / 9, 200 / 3, 200])),
+                                    ([3, 1], pytest.approx([200 / 3, 200])), ([3], [200.0])]
     space, gt = nb201
-    cfg = SimulatedSearchConfig()
-    sim = SimulatedTraining(gt, "cifar10", budget_seconds=30000.0)
-    ctx = SimContext(space, sim, np.random.default_rng(4), cfg)
-    SIMULATED_ALGOS.get("hb")(ctx)
-    top = [(a, acc) for a, acc, e in ctx.history if e == 200]
-    assert top and any(e == 12 for _, _, e in ctx.history)
-    for arch, acc in top:
-        assert acc == pytest.approx(float(gt.frame.at[arch, "cifar10_valid"]))
-        assert (arch, 12) in {(a, e) for a, _, e in ctx.history}  # promoted, not started at 200 epochs
-    assert ctx.best() == max(top, key=lambda item: item[1])
+    sim = SimulatedTraining(gt, "cifar10", budget_seconds=12000.0)
+    ctx = simulated(space, sim, 4)
+    found = SEARCH_ALGOS.get("hb")(ctx)
+    archs = history(ctx)
     seconds = gt.frame["cifar10_valid_epoch_seconds"]
-    assert sim.spent == pytest.approx(sum(seconds[a] * e for a, _, e in ctx.history))
+    assert sim.charges == pytest.approx([12 * float(seconds[a]) for a in archs])  # 12 epochs, never 200
+    assert len(archs) > 60  # about 110 evaluations in 12,000 s (GradSign), not the 18-30 of 12 + 200-epoch charges
+    assert len(archs) > len(set(archs))  # promotions are trained (and charged) again
+    # the first bracket: 9 configs, the best 3 of them again, then the best of those once more
+    first9, next3, top1 = archs[:9], archs[9:12], archs[12]
+    valid12 = gt.frame["cifar10_valid_12ep"]
+    assert set(next3) == set(sorted(first9, key=lambda a: -valid12[a])[:3])
+    assert top1 == max(next3, key=lambda a: valid12[a])
+    assert ctx.details["archs_at_max_budget"] >= 1 and found in archs
 
 
 def test_an_oracle_metric_steers_the_assisted_search_to_better_archs(nb201: tuple[Any, Any]) -> None:
@@ -115,11 +143,11 @@ def test_an_oracle_metric_steers_the_assisted_search_to_better_archs(nb201: tupl
     found: dict[bool, list[float]] = {False: [], True: []}
     for assisted in (False, True):
         for seed in range(6):
-            ctx = SimContext(space, SimulatedTraining(gt, "cifar10", 12000.0), np.random.default_rng(seed),
-                             SimulatedSearchConfig(), oracle if assisted else None)
-            SIMULATED_ALGOS.get("rs")(ctx)
-            evaluated[assisted] += [float(acc[a]) for a, _, _ in ctx.history]
-            found[assisted].append(float(acc[ctx.best()[0]]))
+            ctx = simulated(space, SimulatedTraining(gt, "cifar10", 12000.0), seed,
+                            assist=oracle if assisted else None)
+            best = SEARCH_ALGOS.get("random")(ctx)
+            evaluated[assisted] += [float(acc[a]) for a in history(ctx)]
+            found[assisted].append(float(acc[best]))
     assert np.mean(evaluated[True]) > np.mean(evaluated[False]) + 3.0
     assert np.mean(evaluated[True]) > float(acc.quantile(0.85))
     assert np.mean(found[True]) > np.mean(found[False])
@@ -129,6 +157,7 @@ def test_method_labels() -> None:
     assert parse_method("G-REA") == ("rea", True, False)
     assert parse_method("A-REA") == ("rea", False, True)
     assert parse_method("bohb") == ("bohb", False, False)
+    assert parse_method("RS") == ("random", False, False)
     with pytest.raises(ValueError, match="unknown simulated-search method 'G-XYZ'"):
         parse_method("G-XYZ")
 
@@ -137,7 +166,7 @@ def test_method_labels() -> None:
 def test_every_method_runs_end_to_end(tmp_path: Path) -> None:
     cfg = make_cfg(["task=simulated_search", "metric=synflow", "search_space.kwargs.C=4", "search_space.kwargs.N=1",
                     "ntk.batch_size=4", "task.simulated.runs=2", "task.simulated.budget_seconds=8000",
-                    "task.simulated.pool_size=3", "task.simulated.init_pool=20", "task.simulated.a_rea_metric=naswot",
+                    "search_algo.pool_size=3", "search_algo.init_pool=20", "task.simulated.a_rea_metric=naswot",
                     "++task.simulated.published={G-RS: {cifar10_test: 94.02}}", "logger=csv",
                     "task.progress=false", "threads=1", "device=cpu"], tmp_path)
     run(cfg)
@@ -146,7 +175,7 @@ def test_every_method_runs_end_to_end(tmp_path: Path) -> None:
     methods = ["RS", "G-RS", "REA", "G-REA", "A-REA", "REINFORCE", "G-REINFORCE", "HB", "G-HB", "BOHB"]
     assert sorted(runs["method"].unique()) == sorted(methods)
     assert (runs.groupby("method").size() == 2).all()
-    assert (runs["clock_seconds"] >= 8000).all()
+    assert (runs["clock_seconds"] <= 8000).all() and (runs["clock_seconds"] > 6000).all()
     gt = RunContext.build(make_cfg(["device=cpu"], tmp_path / "gt")).require_ground_truth().frame
     assert runs["cifar10_test"].tolist() == pytest.approx(gt.loc[runs["arch"], "cifar10"].tolist())
     assert set(runs.loc[runs["method"] == "A-REA", "metric"]) == {"naswot"}
@@ -161,21 +190,18 @@ def test_every_method_runs_end_to_end(tmp_path: Path) -> None:
 
 
 
-def _run(nb201: tuple[Any, Any], algo: str, seed: int, budget: float = 30000.0, metric: Any = None,
-         cfg: SimulatedSearchConfig | None = None) -> tuple[SimContext, float]:
+def _run(nb201: tuple[Any, Any], algo: str, seed: int, budget: float = 30000.0) -> tuple[SearchContext, float]:
     space, gt = nb201
-    sim = SimulatedTraining(gt, "cifar10", budget_seconds=budget)
-    ctx = SimContext(space, sim, np.random.default_rng(seed), cfg or SimulatedSearchConfig(), metric)
-    SIMULATED_ALGOS.get(algo)(ctx)
-    arch, _ = ctx.best()
+    ctx = simulated(space, SimulatedTraining(gt, "cifar10", budget_seconds=budget), seed)
+    arch = SEARCH_ALGOS.get(algo)(ctx)
     return ctx, float(gt.frame.at[arch, "cifar10"])
 
 
-@pytest.mark.parametrize("algo", ["rs", "rea", "reinforce", "hb", "bohb"])
+@pytest.mark.parametrize("algo", ["random", "rea", "reinforce", "hb", "bohb"])
 def test_the_same_seed_gives_the_same_search_and_another_seed_another(nb201: tuple[Any, Any], algo: str) -> None:
     runs = [_run(nb201, algo, seed, budget=15000.0)[0] for seed in (5, 5, 6)]
-    histories = [r.history for r in runs]
-    assert histories[0] == histories[1] and runs[0].sim.charges == runs[1].sim.charges
+    histories = [history(r) for r in runs]
+    assert histories[0] == histories[1] and runs[0].scorer.sim.charges == runs[1].scorer.sim.charges
     assert histories[0] != histories[2]
 
 
@@ -189,6 +215,11 @@ def test_every_query_is_charged_repeats_included(nb201: tuple[Any, Any]) -> None
     assert sim.evaluations == 2
     sim.evaluate(arch, 200)
     assert sim.charges[-1] == pytest.approx(200 / 12 * one)
+    tight = SimulatedTraining(gt, "cifar10", budget_seconds=1.5 * one)
+    tight.evaluate(arch)
+    with pytest.raises(BudgetExhausted, match="would cross the budget"):
+        tight.evaluate(arch)
+    assert tight.charges == pytest.approx([one]) and tight.refused == arch  # not charged
 
 
 def test_a_training_that_costs_nothing_is_refused_instead_of_looping(nb201: tuple[Any, Any]) -> None:
@@ -206,51 +237,79 @@ def test_with_the_oracle_as_reward_rea_and_reinforce_beat_random_search(nb201: t
     12-epoch validation reward beats random search's at the same simulated budget. A parent picked as the worst of the
     tournament, or a policy step with its sign flipped, loses to random search."""
     seeds = range(8)
-    random = np.mean([_run(nb201, "rs", s, budget=200000.0)[1] for s in seeds])
+    random = np.mean([_run(nb201, "random", s, budget=200000.0)[1] for s in seeds])
     guided = np.mean([_run(nb201, algo, s, budget=200000.0)[1] for s in seeds])
     assert guided > random + 0.2, (algo, guided, random)  # both reach 94.37 (the best) on every seed here
 
 
-class FixedChoice:
-    """A two-op search space with one decision: arch 'b' is better."""
+class ThreeArchs:
+    """A fabricated benchmark's space: one decision of three ops ('a', 'b', 'c'); a mutation moves a -> c -> b -> a."""
 
     def choices(self) -> list[list[str]]:
-        return [["a", "b"]]
+        return [["a", "b", "c"]]
 
     def encode(self, arch: str) -> list[int]:
-        return [0 if arch == "a" else 1]
+        return ["abc".index(arch)]
 
     def decode(self, codes: list[int]) -> str:
-        return "ab"[codes[0]]
+        return "abc"[codes[0]]
 
     def sample(self, rng: np.random.Generator) -> str:
-        return "ab"[int(rng.integers(2))]
+        return "abc"[int(rng.integers(3))]
 
     def mutate(self, arch: str, rng: np.random.Generator) -> str:
-        return "b" if arch == "a" else "a"
+        return {"a": "c", "c": "b", "b": "a"}[arch]
 
 
-class FixedReward:
-    """The clock of a fabricated benchmark: 'b' earns 90, 'a' 10; every query costs 1 s."""
+class FabricatedClock:
+    """The clock of the fabricated benchmark: 'c' earns 90 %, 'b' 50 %, 'a' 10 %; every training costs 1 s."""
 
     dataset = "fabricated"
+    accuracy = {"a": 10.0, "b": 50.0, "c": 90.0}
 
     def __init__(self, budget: float) -> None:
-        self.budget, self.spent, self.charges = budget, 0.0, []
+        self.budget_seconds, self.spent, self.archs, self.charges = budget, 0.0, [], []
 
     def exhausted(self) -> bool:
-        return self.spent >= self.budget
+        return self.spent >= self.budget_seconds
 
     def evaluate(self, arch: str, epochs: int = 12) -> float:
+        if self.spent + 1.0 > self.budget_seconds:
+            raise BudgetExhausted("over")
         self.spent += 1.0
+        self.archs.append(arch)
         self.charges.append(1.0)
-        return 90.0 if arch == "b" else 10.0
+        return self.accuracy[arch]
 
 
-def test_reinforce_moves_its_policy_towards_the_choice_with_the_higher_reward() -> None:
-    cfg = SimulatedSearchConfig()
-    ctx = SimContext(FixedChoice(), FixedReward(300), np.random.default_rng(0), cfg)  # type: ignore[arg-type]
-    SIMULATED_ALGOS.get("reinforce")(ctx)
-    picks = [a for a, _, _ in ctx.history]
-    first, last = picks[:50], picks[-50:]
-    assert last.count("b") > first.count("b") and last.count("b") >= 45
+def test_reinforce_concentrates_on_the_best_arch_of_a_fabricated_benchmark_within_its_budget() -> None:
+    """NB201's REINFORCE (Adam, lr 0.01, reward in %, debiased EMA baseline) on a 3-arch benchmark: within 300
+    trainings its policy puts nearly all its mass on the best arch. A flipped update sign, or a reward that ignores
+    the accuracy, would not."""
+    ctx = simulated(ThreeArchs(), FabricatedClock(300), 0)
+    found = SEARCH_ALGOS.get("reinforce")(ctx)
+    picks = history(ctx)
+    assert len(picks) == 300 and found == "c" and ctx.details["policy_argmax"] == "c"
+    assert picks[:50].count("c") < 30 and picks[-50:].count("c") >= 45
+
+
+def test_g_reinforce_learns_from_the_sampled_arch_rewarded_by_the_metrics_pick() -> None:
+    """GradSign's G-REINFORCE: the policy samples an arch, the metric's pick among its mutants is trained, and the
+    gradient is the SAMPLED arch's log-probability. Here sampling 'a' makes the pick 'c' (90 %), so the policy learns
+    'a'; a gradient of the evaluated arch would learn 'c' instead."""
+    ctx = simulated(ThreeArchs(), FabricatedClock(300), 0, assist=lambda archs: np.zeros(len(archs)))
+    SEARCH_ALGOS.get("reinforce")(ctx)
+    assert ctx.details["policy_argmax"] == "a"
+    assert history(ctx)[-50:].count("c") >= 40  # the evaluated archs are mostly the best, picked from a's mutants
+
+
+@pytest.mark.parametrize("algo", ["random", "rea", "reinforce", "hb", "bohb"])
+def test_every_algorithm_is_one_implementation_for_both_tasks(tmp_path: Path, algo: str) -> None:
+    """The same registered function runs task=search (a metric guide) and task=simulated_search (the clock)."""
+    assert set(SEARCH_ALGOS.names()) >= {"random", "rea", "reinforce", "hb", "bohb"}
+    label = {"random": "RS"}.get(algo, algo.upper())
+    assert parse_method(label)[0] == algo and parse_method(f"G-{label}")[0] == algo
+    summary = run(make_cfg(["task=search", f"search_algo={algo}", "search_algo.budget_evals=6", "metric=synflow",
+                            "search_space.kwargs.C=4", "search_space.kwargs.N=1", "ntk.batch_size=4", "logger=csv",
+                            "task.progress=false", "threads=1", "device=cpu"], tmp_path))
+    assert summary["algorithm"] == algo and summary["found"]["evaluations"] <= 6

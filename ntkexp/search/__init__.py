@@ -1,7 +1,11 @@
-"""Search algorithms guided by any metric. Importing this package registers every algorithm (the one list)."""
+"""Search algorithms, written once for every guide: a metric (``task=search``), the benchmark's accuracy (the
+oracle), or NAS-Bench-201's simulated clock (``task=simulated_search``). Importing this package registers every
+algorithm (the one list: random, rea, reinforce, hb, bohb)."""
 
-from ntkexp.search import algorithms  # noqa: F401  (registers random, rea, reinforce)
+from ntkexp.search import algorithms, hyperband  # noqa: F401  (registers the algorithms)
 from ntkexp.search.base import SEARCH_ALGOS, SearchContext, register_search_algo
-from ntkexp.search.scorer import Guide, MetricScorer, OracleScorer
+from ntkexp.search.scorer import BudgetExhausted, Guide, MetricScorer, OracleScorer
+from ntkexp.search.simulated import ClockGuide, SimulatedTraining
 
-__all__ = ["SEARCH_ALGOS", "Guide", "MetricScorer", "OracleScorer", "SearchContext", "register_search_algo"]
+__all__ = ["SEARCH_ALGOS", "BudgetExhausted", "ClockGuide", "Guide", "MetricScorer", "OracleScorer", "SearchContext",
+           "SimulatedTraining", "register_search_algo"]

@@ -1,4 +1,5 @@
-"""Random search, regularized (aging) evolution and REINFORCE, each guided only by the scorer."""
+"""Random search, regularized (aging) evolution and REINFORCE, written once for every guide (a metric, the oracle,
+the simulated clock) and every metric-assisted variant (see :mod:`ntkexp.search.base`)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from ntkexp.search.base import SearchContext, register_search_algo
 
 @register_search_algo("random")
 def random_search(ctx: SearchContext) -> str:
-    """Score ``budget_evals`` distinct uniformly drawn archs; return the best by the metric."""
+    """Evaluate random archs until the budget is spent (distinct ones for a metric guide, ``budget_evals`` of them;
+    uniform draws under the simulated clock); return the best by the guide. G-RS: each evaluated arch is the best of
+    ``pool_size`` draws by the assisting metric."""
     _check_derive(ctx.cfg.derive, ("best_evaluated",), "random")
     while not ctx.exhausted():
-        arch = ctx.sample_new()
-        if arch is None:
+        arch = ctx.propose(ctx.draw)
+        if arch is None or ctx.evaluate(arch) is None:
             break
-        ctx.evaluate(arch)
     return ctx.best()
 
 
@@ -25,30 +27,33 @@ def random_search(ctx: SearchContext) -> str:
 def regularized_evolution(ctx: SearchContext) -> str:
     """Real et al. (2019): a population of ``population_size``; each step draws ``sample_size`` members, mutates the
     best of them, adds the child and removes the oldest member, for ``iterations`` steps (None: until the budget is
-    spent). Returns the best evaluated arch, or with ``derive=population`` the best of the final population (TEG-NAS)."""
+    spent). Returns the best evaluated arch, or with ``derive=population`` the best of the final population (TEG-NAS).
+    G-REA: the child is the best of ``pool_size`` mutants by the assisting metric; A-REA: the initial population is
+    the best ``population_size`` of ``init_pool`` random archs by its metric."""
     cfg = ctx.cfg
     if cfg.population_size < 1 or not 1 <= cfg.sample_size <= cfg.population_size:
         raise ValueError(f"rea needs 1 <= sample_size ({cfg.sample_size}) <= population_size ({cfg.population_size})")
     _check_derive(cfg.derive, ("best_evaluated", "population"), "rea")
     population: deque[str] = deque()
+    initial = ctx.initial(cfg.population_size)
     while len(population) < cfg.population_size and not ctx.exhausted():
-        arch = ctx.sample_new()
-        if arch is None:
+        arch = initial[len(population)] if initial and len(population) < len(initial) else ctx.draw()
+        if arch is None or ctx.evaluate(arch) is None:
             break
-        ctx.evaluate(arch)
         population.append(arch)
     steps = 0
     limit = ctx.max_steps if cfg.iterations is None else cfg.iterations
-    while not ctx.exhausted() and steps < limit:
+    while population and not ctx.exhausted() and steps < limit:
         steps += 1
         idx = ctx.rng.choice(len(population), size=min(cfg.sample_size, len(population)), replace=False)
         parent = ctx.scorer.best([population[i] for i in sorted(idx)])
-        child = ctx.mutate(parent)
-        ctx.evaluate(child)  # an arch seen before costs nothing: its score is remembered
+        child = ctx.propose(lambda: ctx.mutate(parent))
+        if child is None or ctx.evaluate(child) is None:  # a remembered arch costs a metric guide nothing
+            break
         population.append(child)
         population.popleft()
     ctx.details["iterations"] = steps
-    if cfg.derive == "population":
+    if cfg.derive == "population" and population:
         return ctx.scorer.best(list(population))
     return ctx.best()
 
@@ -56,6 +61,11 @@ def regularized_evolution(ctx: SearchContext) -> str:
 def _check_derive(derive: str, valid: tuple[str, ...], name: str) -> None:
     if derive not in valid:
         raise ValueError(f"search_algo.derive={derive!r} does not apply to {name}; valid: {', '.join(valid)}")
+
+
+def value(history: list[float], value: float) -> float:
+    """The oriented value itself (NAS-Bench-201's REINFORCE: the validation accuracy in %)."""
+    return value
 
 
 def step_difference(history: list[float], value: float) -> float:
@@ -73,51 +83,73 @@ def normalised_value(history: list[float], value: float) -> float:
     return 0.0 if hi == lo else (value - lo) / (hi - lo)
 
 
-REWARDS = {"step_difference": step_difference, "normalised_value": normalised_value}
+REWARDS = {"value": value, "step_difference": step_difference, "normalised_value": normalised_value}
+
+
+class MovingAverage:
+    """The REINFORCE baseline b_t = ema * b_{t-1} + (1 - ema) * r_t from b_0 = 0 (TEG-NAS eq. 15), or with
+    ``debiased`` its start-up bias divided out (NAS-Bench-201's: after one reward it is that reward)."""
+
+    def __init__(self, momentum: float, debiased: bool) -> None:
+        self.momentum, self.debiased, self.weighted, self.weight = momentum, debiased, 0.0, 0.0
+
+    def update(self, value: float) -> float:
+        self.weighted = self.momentum * self.weighted + (1 - self.momentum) * value
+        self.weight = self.momentum * self.weight + (1 - self.momentum)
+        return self.weighted / self.weight if self.debiased else self.weighted
 
 
 @register_search_algo("reinforce")
 def reinforce(ctx: SearchContext) -> str:
-    """A factorised categorical policy over the space's decisions, trained by REINFORCE with an exponential moving
-    average baseline b_t = ema * b_{t-1} + (1 - ema) * r_t, b_0 = 0 (TEG-NAS eqs. 13-15), for ``iterations`` policy
-    updates (None: until the budget is spent). The reward sums over the guide's metrics each metric's ``reward``:
-    ``step_difference`` (TEG-NAS eq. 16, default) or ``normalised_value``. Returns the best evaluated arch, or with
-    ``derive=policy_argmax`` the policy's most probable arch (TEG-NAS), which ``details`` reports either way."""
+    """A factorised categorical policy over the space's decisions trained by REINFORCE: each step samples an arch,
+    evaluates it, and moves the policy by ``optimizer`` (adam: NAS-Bench-201's reference; sgd: TEG-NAS eqs. 13-14) on
+    -(r - b) log pi(sampled), with the baseline b a moving average (``baseline``: debiased_ema or ema) that includes
+    the current reward, for ``iterations`` updates (None: until the budget is spent). The reward sums over the guide's
+    values each one's ``reward`` (value, step_difference, normalised_value). G-REINFORCE (GradSign's
+    ``reinforce.py``): the evaluated arch is the best of ``pool_size`` mutants of the sampled one by the assisting
+    metric, and the policy's gradient is that of the SAMPLED arch's log-probability, rewarded with the evaluated
+    arch's value. Returns the best evaluated arch, or with ``derive=policy_argmax`` the policy's most probable arch
+    (TEG-NAS), which ``details`` reports either way."""
+    import torch
+
     cfg = ctx.cfg
     _check_derive(cfg.derive, ("best_evaluated", "policy_argmax"), "reinforce")
-    if cfg.reward not in REWARDS:
-        raise ValueError(f"search_algo.reward must be one of {', '.join(REWARDS)}, got {cfg.reward!r}")
+    for knob, given, valid in (("reward", cfg.reward, tuple(REWARDS)), ("optimizer", cfg.optimizer, ("adam", "sgd")),
+                               ("baseline", cfg.baseline, ("debiased_ema", "ema"))):
+        if given not in valid:
+            raise ValueError(f"search_algo.{knob} must be one of {', '.join(valid)}, got {given!r}")
     reward_of = REWARDS[cfg.reward]
-    choices = ctx.space.choices()
-    logits = [np.zeros(len(c)) for c in choices]
+    logits = [torch.zeros(len(c), dtype=torch.float64, requires_grad=True) for c in ctx.space.choices()]
+    optimizer = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)(logits, lr=cfg.lr)
+    baseline = MovingAverage(cfg.ema, debiased=cfg.baseline == "debiased_ema")
     seen: dict[str, list[float]] = {n: [] for n in ctx.scorer.names}
-    baseline = 0.0
     steps = updates = 0
     limit = ctx.max_steps if cfg.iterations is None else cfg.iterations
     while not ctx.exhausted() and updates < limit and steps < ctx.max_steps:
         steps += 1
-        probs = [np.exp(lg - lg.max()) / np.exp(lg - lg.max()).sum() for lg in logits]
-        code = [int(ctx.rng.choice(len(p), p=p)) for p in probs]
-        arch = ctx.from_code(code)
-        if arch is None:  # not a valid arch of the space: no update, sample again
+        probs = [torch.softmax(lg.detach(), 0).numpy() for lg in logits]
+        code = [int(ctx.rng.choice(len(p), p=p / p.sum())) for p in probs]
+        sampled = ctx.from_code(code)
+        if sampled is None:  # not a valid arch of the space: no update, sample again
             continue
-        code = ctx.space.encode(arch)
-        values = ctx.evaluate(arch)
+        arch = sampled if ctx.assist is None else ctx.propose(lambda: ctx.mutate(sampled))
+        values = ctx.evaluate(arch) if arch is not None else None
+        if values is None:
+            break
         reward = 0.0
-        for name, value in values.items():
-            oriented = ctx.scorer.direction(name) * value
+        for name, raw in values.items():
+            oriented = ctx.scorer.direction(name) * raw
             if not np.isfinite(oriented):
                 continue  # an undefined score earns nothing
             seen[name].append(oriented)
             reward += reward_of(seen[name], oriented)
-        baseline = cfg.ema * baseline + (1 - cfg.ema) * reward
-        advantage = reward - baseline
-        for d, (p, c) in enumerate(zip(probs, code)):
-            grad = -p
-            grad[c] += 1.0  # d log pi(c) / d logits
-            logits[d] += cfg.lr * advantage * grad
+        advantage = reward - baseline.update(reward)
+        log_prob = sum(torch.log_softmax(lg, 0)[c] for lg, c in zip(logits, code))
+        optimizer.zero_grad()
+        (-advantage * log_prob).backward()  # type: ignore[union-attr]
+        optimizer.step()
         updates += 1
-    argmax = ctx.from_code([int(np.argmax(lg)) for lg in logits])
+    argmax = ctx.from_code([int(torch.argmax(lg.detach())) for lg in logits])
     ctx.details.update(policy_argmax=argmax, iterations=updates)
     if cfg.derive == "policy_argmax" and argmax is not None:
         return argmax

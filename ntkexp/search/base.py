@@ -1,9 +1,16 @@
 """The search-algorithm registry and the context every algorithm runs in (budget, sampling, mutation, the
-nearest-arch projection of a search restricted to the benchmark's archs, the best-so-far curve, progress)."""
+nearest-arch projection of a search restricted to the benchmark's archs, the metric-assisted candidate pool, the
+best-so-far curve, progress).
+
+One implementation of each algorithm serves both protocols: the guide (:mod:`ntkexp.search.scorer`) is a metric
+(``task=search``), the benchmark's accuracy (the oracle), or NAS-Bench-201's simulated clock
+(:class:`~ntkexp.search.simulated.ClockGuide`, ``task=simulated_search``); ``assist`` (a metric's oriented scores)
+turns a step into its metric-assisted variant (GradSign App. A: the best of ``pool_size`` candidates is evaluated),
+``init_assist`` chooses REA's initial population (A-REA)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 import numpy as np
 
@@ -11,10 +18,11 @@ from ntkexp.benchmarks import GroundTruth
 from ntkexp.config import SearchAlgoConfig
 from ntkexp.registry import Registry
 from ntkexp.scoring import Progress
-from ntkexp.search.scorer import Guide
+from ntkexp.search.scorer import BudgetExhausted, Guide
 from ntkexp.spaces import InvalidArchError, SearchSpace
 
 SearchFn = Callable[["SearchContext"], str]
+Scores = Callable[[list[str]], np.ndarray]  # oriented scores of archs (higher is better)
 SEARCH_ALGOS: Registry[SearchFn] = Registry("search algorithm")
 
 
@@ -32,13 +40,19 @@ class SearchContext:
 
     An algorithm reports anything besides its best arch in :attr:`details` (REINFORCE: its policy's argmax)."""
 
-    def __init__(self, space: SearchSpace, scorer: Guide, cfg: SearchAlgoConfig, seed: int,
+    def __init__(self, space: SearchSpace, scorer: Guide, cfg: SearchAlgoConfig, seed: Union[int, np.random.Generator],
                  ground_truth: GroundTruth | None = None, accuracy_key: str | None = None,
-                 candidates: list[str] | None = None, label: str = "search", progress: bool = True) -> None:
+                 candidates: list[str] | None = None, label: str = "search", progress: bool = True,
+                 assist: Scores | None = None, init_assist: Scores | None = None) -> None:
         if cfg.budget_evals < 1:
             raise ValueError(f"search_algo.budget_evals must be >= 1, got {cfg.budget_evals}")
+        if cfg.pool_size < 1 or cfg.init_pool < 0:
+            raise ValueError(f"search_algo.pool_size must be >= 1 and init_pool >= 0, got {cfg.pool_size} and "
+                             f"{cfg.init_pool}")
         self.space, self.scorer, self.cfg = space, scorer, cfg
-        self.rng = np.random.default_rng(seed)
+        self.assist, self.init_assist = assist, init_assist
+        self.ended = False  # the guide's budget would have been crossed: the search is over
+        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.ground_truth, self.key = ground_truth, accuracy_key
         self.candidates = candidates
         self._codes = None
@@ -58,6 +72,8 @@ class SearchContext:
 
     # ----------------------------------------------------------------------------------------------- budget
     def exhausted(self) -> bool:
+        if self.ended or self.scorer.exhausted():
+            return True
         cost = self.scorer.cost
         if cost.evaluations >= self.cfg.budget_evals:
             return True
@@ -77,6 +93,31 @@ class SearchContext:
             if arch not in seen:
                 return arch
         return None
+
+    def draw(self) -> str | None:
+        """A new random arch: an unevaluated one for a remembering guide (a repeat would teach nothing), a uniform
+        draw for a guide that evaluates (and charges) every query, as the simulated references do."""
+        if self.scorer.remember:
+            return self.sample_new()
+        if self.candidates is not None:
+            return self.candidates[int(self.rng.integers(len(self.candidates)))]
+        return self.space.sample(self.rng)
+
+    def propose(self, draw: Callable[[], str | None]) -> str | None:
+        """One candidate from ``draw``, or (metric-assisted) the best by ``assist`` of ``pool_size`` draws."""
+        if self.assist is None:
+            return draw()
+        pool = [a for a in (draw() for _ in range(self.cfg.pool_size)) if a is not None]
+        return pool[int(np.argmax(self.assist(pool)))] if pool else None
+
+    def initial(self, n: int) -> list[str] | None:
+        """A-REA's initial population: the best ``n`` of ``init_pool`` random archs by ``init_assist`` (None
+        without one: the algorithm draws its own)."""
+        if self.init_assist is None or not self.cfg.init_pool:
+            return None
+        pool = [a for a in (self.draw() for _ in range(self.cfg.init_pool)) if a is not None]
+        order = np.argsort(-self.init_assist(pool), kind="stable")[:n]
+        return [pool[i] for i in order]
 
     def _nearest(self, code: list[int], exclude_self: bool = False, prefer_unseen: bool = False) -> str:
         assert self._codes is not None and self.candidates is not None
@@ -106,6 +147,8 @@ class SearchContext:
         benchmark arch nearest to ``arch`` (any nearest one once all are seen)."""
         if self.candidates is None:
             child = self.space.mutate(arch, self.rng)
+            if not self.scorer.remember:  # every query is charged anyway: one mutation, as the references do
+                return child
             for _ in range(retries):
                 if child not in self.scorer.values:
                     break
@@ -114,9 +157,16 @@ class SearchContext:
         return self._nearest(self.space.encode(arch), exclude_self=True, prefer_unseen=True)
 
     # ----------------------------------------------------------------------------------------------- scoring
-    def evaluate(self, arch: str) -> dict[str, float]:
+    def evaluate(self, arch: str) -> dict[str, float] | None:
+        """The guide's values of ``arch``; None once the guide's budget would be crossed (the search is over)."""
+        if self.ended:
+            return None
         new = arch not in self.scorer.values
-        values = self.scorer.evaluate(arch)
+        try:
+            values = self.scorer.evaluate(arch)
+        except BudgetExhausted:
+            self.ended = True
+            return None
         if new:
             self.evaluated.append(arch)
             best = self.scorer.best(self.evaluated)

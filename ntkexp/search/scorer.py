@@ -31,16 +31,28 @@ class Cost:
         return time.perf_counter() - self.wall_start
 
 
+class BudgetExhausted(Exception):
+    """Raised by a guide whose next evaluation would cross its budget: that evaluation is not charged, not seen,
+    and ends the search (NAS-Bench-201's and GradSign's simulated loops)."""
+
+
 class Guide:
     """The common part: remembered values, cost, and ranking within a set (higher is better, first on ties)."""
 
     free = False  # True: evaluating costs nothing (no progress to report)
+    remember = True  # False: every evaluation is made (and charged) again, as training an arch again would be
+    fail_fast_after: int | None = None  # stop once this many evaluations have all failed (None: check at the end)
+    label = "the guide"
     names: list[str]
 
     def __init__(self) -> None:
         self.values: dict[str, dict[str, float]] = {}
         self.cost = Cost()
         self.failures: dict[str, str] = {}  # arch -> the error that kept it from being scored
+
+    def exhausted(self) -> bool:
+        """The guide's own budget is spent (a simulated clock); metric guides have none."""
+        return False
 
     def check_failures(self, what: str) -> None:
         """Refuse a search whose every evaluation failed (its "found" arch would be meaningless), naming the first
@@ -58,19 +70,23 @@ class Guide:
         raise NotImplementedError
 
     def evaluate(self, arch: str) -> dict[str, float]:
-        """The raw values of ``arch`` (scored on first use, then remembered)."""
-        if arch not in self.values:
+        """The raw values of ``arch`` (scored on first use, then remembered; every time if not :attr:`remember`)."""
+        if arch not in self.values or not self.remember:
             values, seconds, fresh = self._score(arch)
             self.values[arch] = values
             self.cost.evaluations += 1
             self.cost.score_seconds += seconds
             self.cost.fresh_seconds += fresh
+            if self.fail_fast_after is not None and self.cost.evaluations >= self.fail_fast_after:
+                self.check_failures(self.label)
         return self.values[arch]
 
     def scores(self, archs: list[str]) -> np.ndarray:
-        """Comparable scores of ``archs`` (higher is better)."""
+        """Comparable scores of ``archs`` (higher is better), from the values already seen (an arch not seen yet is
+        evaluated first)."""
         for arch in archs:
-            self.evaluate(arch)
+            if arch not in self.values:
+                self.evaluate(arch)
         if len(self.names) == 1:
             (name,) = self.names
             return oriented([self.values[a][name] for a in archs], self.direction(name))
@@ -94,7 +110,7 @@ class MetricScorer(Guide):
 
     def __init__(self, arch_scorer: ArchScorer, metric: str) -> None:
         super().__init__()
-        self.arch_scorer, self.metric = arch_scorer, metric
+        self.arch_scorer, self.metric, self.label = arch_scorer, metric, f"the metric {metric}"
         if metric in COMBINATIONS:
             combo = COMBINATIONS.get(metric)
             self.names, self.rule = list(combo.components), combo.rule
