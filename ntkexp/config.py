@@ -89,6 +89,18 @@ class SimulatedSearchConfig:
 
 
 @dataclass
+class PruneSearchConfig:
+    """``task=prune_search``: the supernet TE-NAS prunes (its ``prune_tenas.py``: C=3, N=1, edges averaging their
+    ops, ``none`` removed before pruning, each candidate compared with the round's supernet on shared weights)."""
+
+    C: int = 3
+    N: int = 1
+    mix: str = "mean"  # mean (TE-NAS's DARTS-V1 cell, equal weights) | sum
+    keep_none: bool = False  # True: prune from all 5 ops (4 rounds; 'none' can survive)
+    precision: int = 10  # significant figures at which two changes count as equal (shared rank)
+
+
+@dataclass
 class TaskConfig:
     """Config group ``task``; fields a task does not use are ignored by it."""
 
@@ -107,6 +119,8 @@ class TaskConfig:
     per_band: int = 5
     # simulated_search
     simulated: SimulatedSearchConfig = field(default_factory=SimulatedSearchConfig)
+    # prune_search
+    prune: PruneSearchConfig = field(default_factory=PruneSearchConfig)
 
 
 @dataclass

@@ -21,6 +21,7 @@ class InitConfig:
     distribution: str = "normal"  # xavier / kaiming: normal | uniform
     std: float = 1.0  # gaussian only
     gain: float = 1.0  # xavier only
+    mode: str = "fan_in"  # kaiming: fan_in | fan_out (TE-NAS's NTK network: fan_out; its linear-region one: fan_in)
 
 
 def arch_seed(seed: int, arch: str, repeat: int = 0) -> int:
@@ -37,6 +38,8 @@ def initialize(model: nn.Module, cfg: InitConfig) -> nn.Module:
         raise ValueError(f"unknown init {cfg.name!r}; valid inits: {', '.join(SCHEMES)}")
     if cfg.distribution not in ("normal", "uniform"):
         raise ValueError(f"init.distribution must be 'normal' or 'uniform', got {cfg.distribution!r}")
+    if cfg.mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"init.mode must be 'fan_in' or 'fan_out', got {cfg.mode!r}")
     if cfg.name == "default":
         return model
     for module in model.modules():
@@ -46,7 +49,7 @@ def initialize(model: nn.Module, cfg: InitConfig) -> nn.Module:
                 (nn.init.xavier_normal_ if cfg.distribution == "normal" else nn.init.xavier_uniform_)(w, gain=cfg.gain)
             elif cfg.name == "kaiming":
                 fn = nn.init.kaiming_normal_ if cfg.distribution == "normal" else nn.init.kaiming_uniform_
-                fn(w, mode="fan_in", nonlinearity="relu")
+                fn(w, mode=cfg.mode, nonlinearity="relu")
             else:
                 nn.init.normal_(w, 0.0, cfg.std)
             if module.bias is not None:

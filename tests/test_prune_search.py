@@ -1,5 +1,6 @@
-"""TE-NAS's pruning search: the supernet network, the pruning rule (one op per edge per round by summed metric ranks,
-until one op per edge remains) and a tiny end-to-end run on the shipped NB201 table."""
+"""TE-NAS's pruning search: the supernet network (ops averaged, shared weights), the pruning rule (one op per edge per
+round by summed ranks of each metric's relative change against the round's supernet, until one op per edge remains)
+and a tiny end-to-end run on the shipped NB201 table."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 import torch
 
 from ntkexp.main import run
-from ntkexp.search.prune import prune_supernet
+from ntkexp.scoring import ArchScorer, RunContext
+from ntkexp.search.prune import dense_ranks, prune_supernet
 from ntkexp.spaces.base import InvalidArchError
 from ntkexp.spaces.nasbench201 import (EDGES, OPS, NASBench201, NASBench201Supernet, format_supernet, parse_string,
                                        parse_supernet)
@@ -22,17 +24,17 @@ from tests.conftest import ROOT, make_cfg
 TARGET = ("nor_conv_3x3", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3", "none")
 
 
-def keeps_target(state: list[tuple[str, ...]]) -> dict[str, float]:
-    """A made-up metric (higher is better): how many edges still hold their TARGET op. Removing a TARGET op is the
-    only removal that makes the network worse, so pruning must end at TARGET."""
-    return {"good": float(sum(t in ops for t, ops in zip(TARGET, state))),
-            "bad": -float(sum(t in ops for t, ops in zip(TARGET, state)))}
+def keeps_target(state: list[tuple[str, ...]], repeat: int = 0) -> dict[str, float]:
+    """A made-up metric (higher is better): 1 + how many edges still hold their TARGET op. Removing a TARGET op is
+    the only removal that makes the network worse, so pruning must end at TARGET."""
+    kept = float(sum(t in ops for t, ops in zip(TARGET, state)))
+    return {"good": 1.0 + kept, "bad": -1.0 - kept}
 
 
 def test_pruning_keeps_the_op_whose_removal_hurts_and_prunes_one_op_per_edge_per_round() -> None:
     calls: list[list[tuple[str, ...]]] = []
 
-    def score(state: list[tuple[str, ...]]) -> dict[str, float]:
+    def score(state: list[tuple[str, ...]], repeat: int) -> dict[str, float]:
         calls.append(state)
         return keeps_target(state)
 
@@ -40,7 +42,8 @@ def test_pruning_keeps_the_op_whose_removal_hurts_and_prunes_one_op_per_edge_per
     assert tuple(ops) == TARGET
     assert len(rounds) == len(OPS) - 1
     assert all(len(r.pruned) == len(EDGES) for r in rounds)  # one op from every edge in every round
-    assert len(calls) == sum(len(EDGES) * k for k in range(len(OPS), 1, -1))  # 30 + 24 + 18 + 12 supernets
+    # every round scores its own supernet (the reference of the changes) and each candidate: 31 + 25 + 19 + 13
+    assert len(calls) == sum(len(EDGES) * k + 1 for k in range(len(OPS), 1, -1))
     for r in rounds:
         assert all(op != TARGET[e] for e, op in r.pruned.items())
     # a lower-is-better metric is oriented, and several metrics' ranks are summed
@@ -49,6 +52,41 @@ def test_pruning_keeps_the_op_whose_removal_hurts_and_prunes_one_op_per_edge_per
     # the wrong orientation prunes each edge's TARGET op in the first round
     _, wrong = prune_supernet([OPS] * len(EDGES), keeps_target, {"good": -1})
     assert tuple(wrong[0].pruned[e] for e in range(len(EDGES))) == TARGET
+
+
+def test_each_candidate_is_ranked_by_its_change_against_the_same_repeats_supernet() -> None:
+    """TE-NAS's Delta: for every repeat, (kappa_0 - kappa) / kappa_0 against the round's supernet in that repeat
+    (same init and batch), averaged over repeats; then dense ranks (equal changes share a rank) summed. The values
+    below make repeat 1's supernet 10x repeat 0's: unpaired ratios (the mean candidate over the mean supernet) would
+    rank edge 0's ops the other way round."""
+    base = {0: 1.0, 1: 10.0}
+    cond = {("a", 0): 0.5, ("a", 1): 9.9, ("b", 0): 0.99, ("b", 1): 5.0}  # candidate op left on edge 0, repeat
+
+    def score(state: list[tuple[str, ...]], repeat: int) -> dict[str, float]:
+        if len(state[0]) == 2:
+            return {"cond": base[repeat]}
+        return {"cond": cond[(state[0][0], repeat)]}
+
+    _, rounds = prune_supernet([("a", "b")], score, {"cond": -1}, repeats=2)
+    rows = {c["op"]: c for c in rounds[0].candidates}
+    # removing 'a' leaves 'b': changes (1 - 0.99)/1 and (10 - 5)/10; removing 'b' leaves 'a': 0.5 and 0.01
+    assert rows["a"]["cond_change"] == pytest.approx((0.01 + 0.5) / 2)
+    assert rows["b"]["cond_change"] == pytest.approx((0.5 + 0.01) / 2 + 0.0)
+    assert dense_ranks([0.3, 0.1, 0.3, float("nan"), 0.2], 10).tolist() == [0, 2, 0, 3, 1]
+
+
+def test_the_supernets_of_one_repeat_share_their_weights(tmp_path: Path) -> None:
+    """A pruned supernet and the one it was pruned from are built with the same weights in a repeat (TE-NAS copies
+    the unpruned supernet's weights into each candidate); another repeat re-initialises."""
+    ctx = RunContext.build(make_cfg(["device=cpu", "task=prune_search"], tmp_path))
+    supernet = NASBench201Supernet(C=3, N=1, universe=OPS[1:])
+    scorer = ArchScorer(__import__("dataclasses").replace(ctx, space=supernet))
+    full = format_supernet([OPS[1:]] * 6)
+    pruned = format_supernet([OPS[1:]] * 5 + [("skip_connect", "nor_conv_3x3")])
+    a, b = scorer.build_model(full, 0).state_dict(), scorer.build_model(pruned, 0).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    other = scorer.build_model(full, 1).state_dict()
+    assert any(not torch.equal(a[k], other[k]) for k in a if a[k].is_floating_point() and a[k].numel() > 1)
 
 
 def test_pruning_refuses_an_empty_edge_or_no_metric() -> None:
@@ -72,7 +110,7 @@ def test_supernet_strings_round_trip_and_bad_ones_are_refused() -> None:
 
 def test_a_supernet_edge_sums_its_ops_and_a_one_op_supernet_is_the_network() -> None:
     x = torch.randn(4, 3, 16, 16)
-    plain, supernet = NASBench201(C=4, N=1), NASBench201Supernet(C=4, N=1)
+    plain, supernet = NASBench201(C=4, N=1), NASBench201Supernet(C=4, N=1, mix="sum", universe=None, paired=False)
     arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|"
     torch.manual_seed(0)
     a = plain.build(arch, 10).eval()
@@ -88,12 +126,17 @@ def test_a_supernet_edge_sums_its_ops_and_a_one_op_supernet_is_the_network() -> 
     h = torch.randn(2, 4, 8, 8)
     torch.testing.assert_close(edge(h), sum(op(h) for op in edge.ops))
     assert len(edge.ops) == len(OPS)
+    # TE-NAS's supernet averages the ops an edge still holds (its modules for pruned ops stay, unused)
+    mean = NASBench201Supernet(C=4, N=1, universe=OPS[1:])
+    edge = mean.build(format_supernet([OPS[1:]] * 5 + [("skip_connect", "nor_conv_3x3")]), 10).cells[0].edges[5]
+    assert len(edge.ops) == 4 and edge.active == [0, 2]  # skip_connect, nor_conv_3x3 of the 4 held
+    torch.testing.assert_close(edge(h), (edge.ops[0](h) + edge.ops[2](h)) / 2)
 
 
 @pytest.mark.slow
 def test_the_pruning_task_ends_with_a_benchmark_arch(tmp_path: Path) -> None:
     cfg = make_cfg(["task=prune_search", "metric=tegnas_paper", "metric.names=[cond,linear_regions]",
-                    "metric.repeats=1", "search_space.kwargs.C=2", "search_space.kwargs.N=1", "ntk.batch_size=4",
+                    "metric.repeats=2", "task.prune.C=2", "ntk.batch_size=4", "bn_mode=per_sample",
                     "metric.linear_regions.inputs=50", "logger=csv", "task.progress=false", "threads=1",
                     "device=cpu"], tmp_path)
     run(cfg)
@@ -102,14 +145,16 @@ def test_the_pruning_task_ends_with_a_benchmark_arch(tmp_path: Path) -> None:
     arch = summary["found"]["arch"]
     assert len(parse_string(arch)) == len(EDGES)  # a plain arch: one op per edge
     frame = pd.read_csv(out / "prune_rounds.csv")
-    assert len(frame) == 84 and frame["pruned"].sum() == 24
-    assert frame.groupby("round")["pruned"].sum().tolist() == [6, 6, 6, 6]
+    # TE-NAS: 'none' removed first, so 4 ops and 3 rounds (24 + 18 + 12 candidates); 'none' never kept
+    assert len(frame) == 54 and frame["pruned"].sum() == 18 and "none" not in set(frame["op"])
+    assert frame.groupby("round")["pruned"].sum().tolist() == [6, 6, 6] and "none" not in arch
     gt = pd.read_parquet(Path(__file__).resolve().parents[1] / "ntkexp" / "resources" / "nb201.parquet")
     row = gt.set_index("arch_str").loc[arch]
     assert summary["found"]["accuracy"]["cifar10"] == pytest.approx(float(row["cifar10"]))
-    assert summary["driving_metrics"] == ["cond", "linear_regions"] and summary["cost"]["supernets_scored"] == 84
+    assert summary["driving_metrics"] == ["cond", "linear_regions"] and summary["repeats"] == 2
+    assert summary["cost"]["supernets_scored"] == 2 * (54 + 3)  # each candidate and each round's supernet, per repeat
     assert summary["metric"] == "cond+linear_regions"  # named by every driving metric, not the first alone
-    assert {"cond", "linear_regions", "rank_sum"} <= set(frame.columns)
+    assert {"cond", "linear_regions", "cond_change", "linear_regions_change", "rank_sum"} <= set(frame.columns)
     # every pruned op is the lowest rank sum of its edge in its round
     for (_, _), part in frame.groupby(["round", "edge"]):
         assert part.loc[part["pruned"], "rank_sum"].item() == part["rank_sum"].min()

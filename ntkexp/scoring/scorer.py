@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -160,7 +160,7 @@ class ArchScorer:
 
     # ------------------------------------------------------------------------------------------ building
     def build_model(self, arch: str, repeat: int = 0) -> torch.nn.Module:
-        torch.manual_seed(arch_seed(self.seed, arch, repeat))
+        torch.manual_seed(arch_seed(self.seed, self.ctx.space.init_key(arch), repeat))
         data = self.ctx.dataset
         model = self.ctx.space.build(arch, num_classes=data.num_classes, in_channels=data.in_channels)
         return initialize(model, self.ctx.init).to(self.ctx.device)
@@ -214,10 +214,11 @@ class ArchScorer:
             x, y, xt, yt = self._probe(repeat)
             region_model = region_inputs = None
             if self.regions:
-                torch.manual_seed(arch_seed(self.seed, arch, repeat) + 1)
+                torch.manual_seed(arch_seed(self.seed, self.ctx.space.init_key(arch), repeat) + 1)
                 thin = self.ctx.space.thin_network(arch, self.ctx.dataset.num_classes)
-                if thin is not None:
-                    region_model = initialize(thin, self.ctx.init).to(self.ctx.device)
+                if thin is not None:  # a network for forward passes: Kaiming's fan_in (TE-NAS), whatever the NTK's
+                    forward_init = replace(self.ctx.init, mode="fan_in")
+                    region_model = initialize(thin, forward_init).to(self.ctx.device)
                 region_inputs = self.region_inputs(1 if thin is not None else self.ctx.dataset.in_channels, repeat)
             mctx = MetricContext(model, x, y, self.ctx.dataset.num_classes, self.ctx.ntk, x_test=xt, y_test=yt,
                                  seed=self.seed, settings=self.settings, region_model=region_model,

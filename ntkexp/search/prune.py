@@ -1,13 +1,14 @@
-"""TE-NAS's pruning search (Chen et al., ICLR 2021, Algorithm 1; the baseline of the LGA paper's Table 2 and the
-search of NTK-score's Section 5.4): start from the supernet whose every edge holds every op, and in each round
-score, for every op of every edge that still holds more than one, the supernet without that op. An op whose removal
-leaves the better network (by the oriented metric: higher is better) matters less; each metric ranks the candidates
-by that, the ranks are summed over the driving metrics (TE-NAS: the condition number and the number of linear
-regions), and on each edge the op with the smallest sum is pruned. It stops when every edge holds one op.
-
-The comparison with the unpruned supernet that TE-NAS writes (Δκ = κ(N) − κ(N without o)) shifts every candidate of a
-round by the same amount, so ranking the networks without each op ranks the Δs: the round's own supernet is not
-scored. Ties in the rank sum go to the op that comes first in the benchmark's op order.
+"""TE-NAS's pruning search (Chen et al., ICLR 2021, Algorithm 1, as its ``prune_tenas.py`` runs it; the baseline of
+the LGA paper's Table 2 and the search of NTK-score's Section 5.4): start from the supernet whose every edge holds
+every op (TE-NAS removes ``none`` first), and in each round score, for every op of every edge that still holds more
+than one, the supernet without that op against the round's supernet, on the same weights and probe batch (each
+repeat re-initialises the round's supernet and the candidate shares its weights). A candidate's change for a metric
+is the relative change of its oriented value, (m - m_0) / |m_0| times the metric's direction, averaged over the
+repeats: for the condition number TE-NAS's (kappa_0 - kappa) / kappa_0, for the linear regions
+-(R_0 - R) / R_0. The op whose removal improves the network most matters least: each metric ranks the candidates by
+their change (rank 0 the largest; equal changes, after rounding to ``precision`` significant figures, share a rank,
+as TE-NAS's ranks do), the ranks are summed over the driving metrics, and on each edge the op with the smallest sum
+is pruned (ties: the first metric's rank, then the benchmark's op order). It stops when every edge holds one op.
 """
 
 from __future__ import annotations
@@ -16,18 +17,16 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy.stats import rankdata
 
-from ntkexp.metrics import oriented
-
-#: scores a supernet (its per-edge op sets) with the driving metrics: name -> raw value
-SupernetScorer = Callable[[list[tuple[str, ...]]], dict[str, float]]
+#: scores a supernet (its per-edge op sets) in one repeat (its own init and probe batch): metric name -> raw value
+SupernetScorer = Callable[[list[tuple[str, ...]], int], dict[str, float]]
 
 
 @dataclass
 class PruneRound:
-    """One round: every candidate (edge, op) with the driving metrics of the supernet without it and its rank sum
-    (lower: the op matters less), and the op pruned from each edge."""
+    """One round: every candidate (edge, op) with each driving metric's value without it (mean over repeats), its
+    relative change against the round's supernet, its rank sum (lower: the op matters less), and the op pruned from
+    each edge."""
 
     round: int
     candidates: list[dict[str, object]] = field(default_factory=list)
@@ -38,32 +37,65 @@ def without(state: Sequence[tuple[str, ...]], edge: int, op: str) -> list[tuple[
     return [tuple(o for o in ops if o != op) if e == edge else tuple(ops) for e, ops in enumerate(state)]
 
 
+def significant(value: float, digits: int) -> float:
+    """``value`` rounded to ``digits`` significant figures (NaN stays NaN)."""
+    if not np.isfinite(value) or value == 0:
+        return value
+    return float(f"{value:.{digits - 1}e}")
+
+
+def dense_ranks(values: Sequence[float], digits: int) -> np.ndarray:
+    """Rank 0 for the largest value, equal values (to ``digits`` significant figures) sharing a rank and the next
+    distinct value one rank further; an undefined value ranks after every defined one."""
+    rounded = [significant(v, digits) for v in values]
+    distinct = sorted({v for v in rounded if np.isfinite(v)}, reverse=True)
+    order = {v: i for i, v in enumerate(distinct)}
+    return np.array([order[v] if np.isfinite(v) else len(distinct) for v in rounded], dtype=float)
+
+
+def relative_change(value: float, origin: float, direction: int) -> float:
+    """The oriented relative change of a metric from the round's supernet (``origin``) to the candidate."""
+    if not (np.isfinite(value) and np.isfinite(origin)) or origin == 0:
+        return float("nan")
+    return direction * (value - origin) / abs(origin)
+
+
 def prune_supernet(edges: Sequence[Sequence[str]], score: SupernetScorer, directions: dict[str, int],
-                   on_round: Callable[[PruneRound], None] | None = None) -> tuple[list[str], list[PruneRound]]:
+                   repeats: int = 1, on_round: Callable[[PruneRound], None] | None = None,
+                   precision: int = 10) -> tuple[list[str], list[PruneRound]]:
     """Prune ``edges`` (each edge's op set) one op per edge per round until one op per edge remains; ``directions``
-    gives each driving metric's direction (+1 higher is better, -1 lower). Returns the op of each edge and the
-    rounds."""
+    gives each driving metric's direction (+1 higher is better, -1 lower), in the order of tie-breaking. Returns the
+    op of each edge and the rounds."""
     if not directions:
         raise ValueError("the pruning search needs at least one metric to drive it")
+    if repeats < 1:
+        raise ValueError(f"the pruning search needs at least one repeat, got {repeats}")
     state = [tuple(ops) for ops in edges]
     if any(not ops for ops in state):
         raise ValueError("every edge of the supernet needs at least one op")
+    names = list(directions)
     rounds: list[PruneRound] = []
     while any(len(ops) > 1 for ops in state):
         record = PruneRound(len(rounds) + 1)
         candidates = [(e, op) for e, ops in enumerate(state) if len(ops) > 1 for op in ops]
-        values = [score(without(state, e, op)) for e, op in candidates]
-        total = np.zeros(len(candidates))
-        for name, direction in directions.items():
-            goodness = oriented([v[name] for v in values], direction)
-            total += rankdata(-goodness, method="average")  # rank 1: the best network without the op
-        for (e, op), v, t in zip(candidates, values, total):
-            record.candidates.append({"edge": e, "op": op, **v, "rank_sum": float(t)})
+        origin = [score(state, r) for r in range(repeats)]
+        values = [[score(without(state, e, op), r) for r in range(repeats)] for e, op in candidates]
+        change = {n: [float(np.mean([relative_change(v[r][n], origin[r][n], directions[n]) for r in range(repeats)]))
+                      for v in values] for n in names}
+        ranks = {n: dense_ranks(change[n], precision) for n in names}
+        total = sum(ranks[n] for n in names)
+        for i, ((e, op), v) in enumerate(zip(candidates, values)):
+            record.candidates.append({"edge": e, "op": op,
+                                      **{n: float(np.mean([x[n] for x in v])) for n in names},
+                                      **{f"{n}_change": change[n][i] for n in names},
+                                      **{f"{n}_rank": float(ranks[n][i]) for n in names},
+                                      "rank_sum": float(total[i])})
         for e, ops in enumerate(state):
             if len(ops) == 1:
                 continue
-            mine = [(t, ops.index(op), op) for (ce, op), t in zip(candidates, total) if ce == e]
-            record.pruned[e] = min(mine)[2]
+            mine = [(total[i], ranks[names[0]][i], ops.index(op), op) for i, (ce, op) in enumerate(candidates)
+                    if ce == e]
+            record.pruned[e] = min(mine)[3]
         state = [tuple(o for o in ops if o != record.pruned.get(e)) for e, ops in enumerate(state)]
         rounds.append(record)
         if on_round is not None:

@@ -63,6 +63,11 @@ class SearchSpace(ABC):
         the space has none (the network itself is used)."""
         return None
 
+    def init_key(self, arch: str) -> str:
+        """What seeds the initial weights of ``arch`` (with the run's seed and the repeat): the arch itself, so its
+        weights do not depend on what was scored before; a supernet whose members share weights returns one key."""
+        return arch
+
     def index_of(self, arch: str) -> int | None:
         """The benchmark's official index of ``arch``; None for a space without one."""
         return None

@@ -159,17 +159,29 @@ def make_op(op: str, channels: int) -> nn.Module:
 
 
 class MixedEdge(nn.Module):
-    """An edge of TE-NAS's supernet: the sum of the outputs of every op it still holds (no architecture weights)."""
+    """An edge of TE-NAS's supernet: the mean (``mix="mean"``: TE-NAS's DARTS-V1 cell with equal weights on the ops
+    left) or the sum of the outputs of the ops it still holds. With ``universe`` it holds a module for every op of
+    the universe and uses only ``ops``, so every op set of one supernet has the same parameters (a pruned network
+    can share the weights of the network it was pruned from, as TE-NAS compares them)."""
 
-    def __init__(self, ops: tuple[str, ...], channels: int) -> None:
+    def __init__(self, ops: tuple[str, ...], channels: int, universe: Sequence[str] | None = None,
+                 mix: str = "sum") -> None:
         super().__init__()
-        self.ops = nn.ModuleList(make_op(op, channels) for op in ops)
+        if mix not in ("sum", "mean"):
+            raise ValueError(f"a supernet edge mixes its ops by 'sum' or 'mean', not {mix!r}")
+        held = list(universe) if universe is not None else list(ops)
+        missing = [op for op in ops if op not in held]
+        if missing:
+            raise InvalidArchError(f"ops {missing} are not in the supernet's universe {held}")
+        self.ops = nn.ModuleList(make_op(op, channels) for op in held)
+        self.active = [held.index(op) for op in ops]
+        self.mix = mix
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.ops[0](x)
-        for op in self.ops[1:]:
-            out = out + op(x)
-        return out
+        out = self.ops[self.active[0]](x)
+        for i in self.active[1:]:
+            out = out + self.ops[i](x)
+        return out / len(self.active) if self.mix == "mean" else out
 
 
 EdgeOps = Union[str, tuple[str, ...]]
@@ -179,10 +191,11 @@ class Cell(nn.Module):
     """One NB201 cell: node_j = sum_{i<j} op_{j<-i}(node_i); the output is node 3. An edge given as a tuple of ops is
     a supernet edge (:class:`MixedEdge`)."""
 
-    def __init__(self, ops: Sequence[EdgeOps], channels: int) -> None:
+    def __init__(self, ops: Sequence[EdgeOps], channels: int, universe: Sequence[str] | None = None,
+                 mix: str = "sum") -> None:
         super().__init__()
-        self.edges = nn.ModuleList(make_op(op, channels) if isinstance(op, str) else MixedEdge(op, channels)
-                                   for op in ops)
+        self.edges = nn.ModuleList(make_op(op, channels) if isinstance(op, str) else
+                                   MixedEdge(op, channels, universe, mix) for op in ops)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
@@ -218,7 +231,8 @@ class TinyNetwork(nn.Module):
     thin network for counting linear regions."""
 
     def __init__(self, ops: Sequence[EdgeOps], C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3,
-                 stem: bool = True, depth: int | None = None):
+                 stem: bool = True, depth: int | None = None, universe: Sequence[str] | None = None,
+                 mix: str = "sum"):
         super().__init__()
         if not stem and in_channels != C:
             raise ValueError(f"without a stem the input must have C={C} channels, not {in_channels}")
@@ -230,7 +244,7 @@ class TinyNetwork(nn.Module):
             if stage > 0:
                 layers.append(ResNetBasicBlock(c_prev, c))
                 c_prev = c
-            layers.extend(Cell(ops, c) for _ in range(N))
+            layers.extend(Cell(ops, c, universe, mix) for _ in range(N))
         if depth is not None:
             layers = layers[:depth]
             c_prev = C * (2 ** sum(isinstance(m, ResNetBasicBlock) for m in layers))
@@ -299,24 +313,51 @@ class NASBench201(SearchSpace):
 
 
 class NASBench201Supernet(NASBench201):
-    """TE-NAS's NB201 supernet: every edge holds a set of ops whose outputs are summed. Its "archs" are supernet
-    strings (:func:`parse_supernet`); used by the pruning search, which scores supernets with the run's metrics.
-    They are not benchmark archs: :meth:`index_of` is -1."""
+    """TE-NAS's NB201 supernet: every edge holds a set of ops whose outputs are averaged (``mix="mean"``, TE-NAS's
+    DARTS-V1 cell with equal weights; ``"sum"`` adds them). Its "archs" are supernet strings
+    (:func:`parse_supernet`); used by the pruning search, which scores supernets with the run's metrics. Every
+    supernet holds a module for each op of ``universe`` and uses the ops of its string, and with ``paired`` all are
+    initialised from one seed (:meth:`init_key`): a pruned supernet has the weights of the one it was pruned from,
+    as TE-NAS compares them. They are not benchmark archs: :meth:`index_of` is -1."""
 
     name = "nasbench201_supernet"
 
+    def __init__(self, C: int = 3, N: int = 1, mix: str = "mean", universe: Sequence[str] | None = OPS,
+                 paired: bool = True) -> None:
+        super().__init__(C, N)
+        if mix not in ("sum", "mean"):
+            raise ValueError(f"task.prune.mix must be 'sum' or 'mean', got {mix!r}")
+        if universe is None and paired:
+            raise ValueError("a supernet whose members share weights needs the universe of ops they all hold")
+        self.mix, self.paired = mix, paired
+        # None: a supernet holds modules for its own ops only
+        self.universe = None if universe is None else tuple(o for o in OPS if o in universe)
+
     def validate(self, arch: str) -> str:
-        return format_supernet(parse_supernet(arch))
+        edges = parse_supernet(arch)
+        outside = sorted({op for ops in edges for op in ops} - set(self.universe or OPS))
+        if outside:
+            raise InvalidArchError(f"ops {outside} of {arch!r} are not in the supernet's ops {self.universe}")
+        return format_supernet(edges)
 
     def build(self, arch: str, num_classes: int, in_channels: int = 3) -> nn.Module:
-        return TinyNetwork(parse_supernet(arch), self.C, self.N, num_classes, in_channels)
+        return TinyNetwork(parse_supernet(arch), self.C, self.N, num_classes, in_channels, universe=self.universe,
+                           mix=self.mix)
 
     def thin_network(self, arch: str, num_classes: int) -> nn.Module:
         return TinyNetwork(parse_supernet(arch), C=1, N=1, num_classes=num_classes, in_channels=1, stem=False,
-                           depth=1)
+                           depth=1, universe=self.universe, mix=self.mix)
+
+    def init_key(self, arch: str) -> str:
+        return "supernet" if self.paired else arch
+
+    def label(self) -> str:
+        size = "TE-NAS's size" if (self.C, self.N) == (3, 1) else f"C={self.C}, N={self.N}"
+        return f"NAS-Bench-201 supernet ({size}, ops {'averaged' if self.mix == 'mean' else 'summed'} on each edge)"
 
     def index_of(self, arch: str) -> int:
         return -1
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "supernet": True}
+        return {**super().describe(), "supernet": True, "mix": self.mix,
+                "universe": None if self.universe is None else list(self.universe), "paired": self.paired}

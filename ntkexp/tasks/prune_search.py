@@ -1,10 +1,12 @@
 """``task=prune_search``: TE-NAS's pruning search on the NAS-Bench-201 supernet (``ntkexp.search.prune``), driven by
 the run's metrics: a combination (``metric=tegnas``, ``ntk_score``) drives it with its components, otherwise every
-metric named in ``metric.names`` does (``'metric.names=[cond,linear_regions]'`` is TE-NAS). Each supernet is scored
-through the score cache, under the run's conventions (``metric.repeats`` averages as TE-NAS does).
+metric named in ``metric.names`` does (``'metric.names=[cond,linear_regions]'`` is TE-NAS). The supernet is TE-NAS's
+(``task.prune``: C=3, N=1, ops averaged on each edge, ``none`` removed first), not the run's network; each
+supernet is scored through the score cache under the run's conventions, once per repeat (``metric.repeats``: each
+repeat its own initialisation and probe batch, shared by a round's supernet and its candidates).
 
-Writes ``prune_rounds.csv`` (every candidate of every round: edge, op, the metrics of the supernet without it, its
-rank sum, whether it was pruned), ``summary.json`` (the found arch, its accuracy on every data set of the benchmark,
+Writes ``prune_rounds.csv`` (every candidate of every round: edge, op, the metrics of the supernet without it, their
+relative changes and ranks, the rank sum, whether it was pruned), ``summary.json`` (the found arch, its accuracy on every data set of the benchmark,
 the benchmark's best and mean, the supernets scored and their seconds) and ``prune_rounds.png``.
 """
 
@@ -30,6 +32,11 @@ from ntkexp.tasks.search import device_name
 log = logging.getLogger("ntkexp")
 
 
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The seed of repeat ``repeat`` (repeat 0: the run's own)."""
+    return seed if repeat == 0 else int(np.random.SeedSequence([seed, repeat]).generate_state(1)[0])
+
+
 def driving_metrics(ctx: RunContext) -> list[str]:
     """The metrics whose ranks are summed: a combination's components, or the metrics named."""
     primary = ctx.selection.primary
@@ -42,12 +49,19 @@ def run_prune_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     assert isinstance(ctx.space, NASBench201)  # the task declares its space (checked before the run starts)
     gt = ctx.require_ground_truth()
     names = driving_metrics(ctx)
-    supernet = NASBench201Supernet(C=ctx.space.C, N=ctx.space.N)
-    scorer = ArchScorer(dataclasses.replace(ctx, space=supernet), expand(names))
+    prune = ctx.config.task.prune
+    ops = tuple(OPS) if prune.keep_none else tuple(o for o in OPS if o != "none")
+    supernet = NASBench201Supernet(C=prune.C, N=prune.N, mix=prune.mix, universe=ops)
+    # one scorer per repeat (its own init and probe batch, shared by a round's supernet and its candidates)
+    repeats = ctx.config.metric.repeats
+    single = dataclasses.replace(ctx.config, metric=dataclasses.replace(ctx.config.metric, repeats=1))
+    scorers = [ArchScorer(dataclasses.replace(ctx, space=supernet, config=single, seed=repeat_seed(ctx.seed, r)),
+                          expand(names)) for r in range(repeats)]
+    scorer = scorers[0]
     seconds: list[float] = []
 
-    def score(state: list[tuple[str, ...]]) -> dict[str, float]:
-        record = scorer.score(format_supernet(state))
+    def score(state: list[tuple[str, ...]], repeat: int) -> dict[str, float]:
+        record = scorers[repeat].score(format_supernet(state))
         if record.error is not None:
             raise RuntimeError(f"scoring the supernet {record.arch} failed: {record.error}")
         seconds.append(0.0 if record.cached else record.seconds)
@@ -58,8 +72,9 @@ def run_prune_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
                  ", ".join(f"edge {e}: {op}" for e, op in sorted(record.pruned.items())), len(seconds), sum(seconds))
 
     log.info("pruning the NB201 supernet (%s) by %s on %s", supernet.label(), " + ".join(names), ctx.device)
-    ops, rounds = prune_supernet([OPS] * len(EDGES), score, {n: traits(n).direction for n in names}, report)
-    found = format_ops(ops)
+    chosen, rounds = prune_supernet([ops] * len(EDGES), score, {n: traits(n).direction for n in names}, repeats,
+                                    report, prune.precision)
+    found = format_ops(chosen)
     accuracy = {c: float(gt.accuracy([found], c)[0]) for c in gt.datasets}
     frame = pd.DataFrame([{"round": r.round, **c, "pruned": r.pruned.get(int(c["edge"])) == c["op"]}
                           for r in rounds for c in r.candidates])
@@ -73,6 +88,7 @@ def run_prune_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
         "benchmark_mean_accuracy": {c: float(np.nanmean(gt.frame[c])) for c in gt.datasets},
         "found_percentile": {c: float((gt.frame[c] < accuracy[c]).mean() * 100) for c in gt.datasets},
         "rounds": [{"round": r.round, "pruned": {str(e): op for e, op in r.pruned.items()}} for r in rounds],
+        "supernet": supernet.label(), "ops": list(ops), "repeats": repeats,
         "cost": {"device": device_name(ctx.device), "supernets_scored": len(seconds),
                  "score_seconds": float(sum(seconds))},
         "ground_truth": gt.provenance(), **scorer.description(0),
