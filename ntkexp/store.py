@@ -24,7 +24,11 @@ class ScoreStore:
         """``path=None`` keeps nothing (an in-memory store)."""
         self.path = Path(path) if path is not None else None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                raise ValueError(f"the score cache's folder {self.path.parent} (paths.cache_dir) is, or lies under, a "
+                                 "file: point paths.cache_dir at a directory") from None
         try:
             self._db = sqlite3.connect(str(self.path) if self.path else ":memory:", timeout=60.0)
             if self.path is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -225,3 +226,18 @@ def test_a_run_into_a_directory_with_an_earlier_runs_results_clears_them_first(t
     failed = subprocess.run([*args, "init.name=nope"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert failed.returncode != 0
     assert not (run_dir / "summary.json").exists() and not (run_dir / "scores.csv").exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("seed=123456789012345678901", "must be between 0 and 2\\*\\*63 - 1"),
+    ("paths.cache_dir=README.md", "is, or lies under, a file: point paths.cache_dir at a directory"),
+    ("device=mps", "device=mps is not supported \\(ntkexp runs on cpu and cuda\\)"),
+    ("search_space.kwargs.C=abc", "have a value of the wrong type for the nasbench201 space"),
+])
+def test_bad_settings_are_refused_in_one_clear_line(tmp_path: Path, override: str, message: str) -> None:
+    """Each of these once ended in an unclear message ('Overflow when unpacking long long', 'File exists') or a
+    traceback; the one-line error names the setting and what to do."""
+    proc = subprocess.run([sys.executable, "run.py", "n_archs=2", "logger=none", override,
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert re.search(message, proc.stderr), proc.stderr[-2000:]

@@ -32,9 +32,15 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={name} asked for, but no CUDA device is available (use device=cpu or auto)")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
         raise ValueError(f"device={name!r} is not a device; use auto, cpu, cuda or cuda:<index>") from None
+    if device.type not in ("cpu", "cuda"):  # mps, xpu, ...: the NTK engine and training are tested on CPU and CUDA
+        raise ValueError(f"device={name} is not supported (ntkexp runs on cpu and cuda); use auto, cpu, cuda or "
+                         "cuda:<index>")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device={name} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 def build_space(name: str, kwargs: dict[str, Any]) -> SearchSpace:
@@ -46,7 +52,12 @@ def build_space(name: str, kwargs: dict[str, Any]) -> SearchSpace:
     if unknown:
         raise ValueError(f"search_space.kwargs.{unknown[0]} is not a setting of the {name} space; its settings: "
                          f"{', '.join(accepted)}")
-    return factory(**{k: v for k, v in kwargs.items() if v is not None})
+    try:
+        return factory(**{k: v for k, v in kwargs.items() if v is not None})
+    except TypeError:  # e.g. search_space.kwargs.C=abc: a string where a number belongs
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ValueError(f"search_space.kwargs ({given}) have a value of the wrong type for the {name} space "
+                         f"(its settings: {', '.join(accepted)})") from None
 
 
 def to_run_config(cfg: RunConfig | DictConfig) -> RunConfig:
@@ -86,8 +97,8 @@ class RunContext:
             if config.threads < 1:
                 raise ValueError(f"threads={config.threads} must be a positive number of CPU threads (or null)")
             torch.set_num_threads(config.threads)
-        if config.seed < 0:
-            raise ValueError(f"seed={config.seed} must be >= 0")
+        if not 0 <= config.seed < 2**63:
+            raise ValueError(f"seed={config.seed} must be between 0 and 2**63 - 1 = {2**63 - 1}")
         if config.target not in ("test", "valid"):
             raise ValueError(f"target={config.target!r} must be 'test' or 'valid'")
         selection = expand(config.metric.names)
