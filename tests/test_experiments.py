@@ -40,6 +40,8 @@ CPU_CASES = {
                               "search_algo.init_pool=12"], 1, "simulated_search",
                              {"method": {"RS", "G-RS", "REA", "G-REA", "A-REA", "REINFORCE", "G-REINFORCE", "HB",
                                          "G-HB", "BOHB"}}),
+    "tenas_prune_cpu": (["seed=0,1", "task.prune.C=2", "bn_mode=per_sample", "metric.linear_regions.inputs=50"], 2,
+                        "prune_search", {"metric": {"cond+linear_regions"}}),
 }
 SINGLE_RUN = {"gradsign_table55_cpu"}  # one job (its runs are inside it), not a sweep
 NEEDS_SHARED = {"lga1_table1_cpu": ["nb101_vis_1k/nb101_1k.json", "cifar10_partial/cifar10_partial.npz"]}
@@ -93,10 +95,17 @@ def test_the_full_presets_run_at_the_papers_scale() -> None:
     table55 = make_cfg(["experiment=gradsign_table55"])
     assert table55.task.name == "simulated_search" and list(table55.metric.names) == ["gradsign"]
     assert table55.task.simulated.runs == 500 and table55.task.simulated.budget_seconds == 12000
-    assert table55.task.simulated.a_rea_metric == "naswot" and table55.ntk.batch_size == 64
+    assert table55.task.simulated.a_rea_metric == "naswot" and table55.ntk.batch_size == 128  # GradSign App. A.0.3
     assert table55.task.simulated.published["G-REA"]["cifar10_test"] == 94.10
     assert set(table55.task.simulated.published) == {"RS", "G-RS", "REA", "G-REA", "A-REA", "REINFORCE",
                                                      "G-REINFORCE", "BOHB", "G-HB"}
+    # TE-NAS's pruning as prune_tenas.py runs it
+    tenas = make_cfg(["experiment=tenas_prune"])
+    assert (tenas.task.prune.C, tenas.task.prune.N, tenas.task.prune.mix, tenas.task.prune.keep_none) == \
+        (3, 1, "mean", False)
+    assert tenas.init.name == "kaiming" and tenas.init.mode == "fan_out" and tenas.ntk.bn_mode == "train"
+    assert list(tenas.metric.names) == ["cond", "linear_regions"] and tenas.metric.repeats == 3
+    assert tenas.ntk.batch_size == 72 and _sweep("tenas_prune")["seed"] == "0,1,2"
     # metrics_by_band_cpu keeps the paper's step count per epoch on the partial data set
     assert make_cfg(["experiment=metrics_by_band_cpu"]).trainer.epoch_images == 50000
     # lga_after_training_cpu: the benchmarked network, t in optimiser steps (0 and 19), NB201's cosine cycle in steps

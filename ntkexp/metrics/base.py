@@ -169,13 +169,21 @@ class MetricContext:
     region_model: nn.Module | None = None
     region_inputs: torch.Tensor | None = None
     flags: set[str] = field(default_factory=set)
+    # the flags each metric raised, its shared work's included (filled by compute_metrics): a cached score reports
+    # the flags of the metrics asked for, not of whatever else was computed with them
+    metric_flags: dict[str, set[str]] = field(default_factory=dict)
+    _used: set[Any] = field(default_factory=set)
+    _work_flags: dict[Any, set[str]] = field(default_factory=dict)
     _ntk: NTKResult | None = None
     _eig: torch.Tensor | None = None
     _cache: dict[Any, Any] = field(default_factory=dict)
 
     def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
+        self._used.add(key)
         if key not in self._cache:
+            before = set(self.flags)
             self._cache[key] = compute()
+            self._work_flags[key] = self.flags - before
         return self._cache[key]
 
     def held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,12 +204,16 @@ class MetricContext:
             yield
 
     def ntk(self) -> NTKResult:
+        self._used.add("ntk")
         if self._ntk is None:
             self._ntk = empirical_ntk(self.model, self.x, self.ntk_cfg)
+            work: set[str] = set()
             if not torch.isfinite(self._ntk.kernel).all():
-                self.flags.add("nonfinite_kernel")
+                work.add("nonfinite_kernel")
             elif not self._ntk.kernel.any():
-                self.flags.add("zero_kernel")
+                work.add("zero_kernel")
+            self._work_flags["ntk"] = work
+            self.flags |= work
         return self._ntk
 
     def eigenvalues(self) -> torch.Tensor:
@@ -220,10 +232,14 @@ def compute_metrics(names: list[str], ctx: MetricContext) -> dict[str, float]:
     values: dict[str, float] = {}
     for name in names:
         metric = METRICS.get(name)
+        ctx._used = set()
+        before = set(ctx.flags)
         value = float(metric(ctx))
         if not np.isfinite(value):
             ctx.flags.add(f"nonfinite:{name}")
             if np.isnan(value) or not metric.keep_infinite:
                 value = float("nan")
         values[name] = value
+        shared = set().union(*(ctx._work_flags.get(k, set()) for k in ctx._used))
+        ctx.metric_flags[name] = (ctx.flags - before) | shared
     return values

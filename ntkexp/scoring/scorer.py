@@ -69,6 +69,16 @@ class TrackRecord:
     error: str | None = None
 
 
+def cached_flags_and_seconds(row: dict[str, Any], names: list[str]) -> tuple[list[str], float]:
+    """The flags of the metrics ``names`` in a cached row (not of other metrics computed with them), and the seconds
+    of the computations that produced them."""
+    if "flags_by_metric" not in row:  # a row written before flags were kept per metric
+        return list(row["flags"]), float(row["seconds"])
+    flags = sorted(set().union(*(row["flags_by_metric"].get(n, []) for n in names)))
+    seconds = sum(b["seconds"] for b in row.get("batches", []) if set(b["names"]) & set(names))
+    return flags, float(seconds)
+
+
 class ArchScorer:
     """Scores archs under a run's conventions through the durable cache (``selection`` defaults to the run's)."""
 
@@ -205,10 +215,11 @@ class ArchScorer:
             xt, yt = self.ctx.data.probe_batch(self.ctx.ntk.batch_size, seed, split="test")
         return x, y, xt, yt
 
-    def _at_init(self, arch: str, names: list[str]) -> tuple[dict[str, float], list[str]]:
-        """The selection at initialisation, averaged over ``metric.repeats`` probe batches and initialisations."""
+    def _at_init(self, arch: str, names: list[str]) -> tuple[dict[str, float], dict[str, list[str]]]:
+        """The selection at initialisation, averaged over ``metric.repeats`` probe batches and initialisations, and
+        the flags each metric raised (in any repeat)."""
         runs: list[dict[str, float]] = []
-        flags: set[str] = set()
+        flags: dict[str, set[str]] = {n: set() for n in names}
         for repeat in range(self.repeats):
             model = self.build_model(arch, repeat)
             x, y, xt, yt = self._probe(repeat)
@@ -224,10 +235,12 @@ class ArchScorer:
                                  seed=self.seed, settings=self.settings, region_model=region_model,
                                  region_inputs=region_inputs)
             runs.append(compute_metrics(names, mctx))
-            flags |= mctx.flags
+            for n in names:
+                flags[n] |= mctx.metric_flags.get(n, set())
+        by_metric = {n: sorted(f) for n, f in flags.items()}
         if self.repeats == 1:
-            return runs[0], sorted(flags)
-        return {n: float(np.mean([r[n] for r in runs])) for n in names}, sorted(flags)
+            return runs[0], by_metric
+        return {n: float(np.mean([r[n] for r in runs])) for n in names}, by_metric
 
     # ------------------------------------------------------------------------------------------ scoring
     def score(self, arch: str, epochs: int | None = None) -> ScoreRecord:
@@ -243,28 +256,37 @@ class ArchScorer:
         cached = self.ctx.store.get(key)
         if cached is not None and all(n in cached["values"] for n in names):
             self.n_cached += 1
+            flags, seconds = cached_flags_and_seconds(cached, names)
             return ScoreRecord(arch, self.ctx.space.index_of(arch), t, {n: cached["values"][n] for n in names},
-                               cached["flags"], cached["seconds"], True, None, cached.get("extra", {}))
+                               flags, seconds, True, None, cached.get("extra", {}))
 
-        def compute() -> tuple[dict[str, float], list[str], dict[str, float]]:
+        def compute() -> tuple[dict[str, float], dict[str, list[str]], dict[str, float]]:
             if t == 0:
-                values, flags = self._at_init(arch, names)
-                return values, flags, {}
+                values, by_metric = self._at_init(arch, names)
+                return values, by_metric, {}
             if self.repeats > 1:
                 raise ValueError("metric.repeats applies at initialisation only (metric.train_epochs=0)")
             model = self.build_model(arch)
             tracker = self.tracker([t])
             self._train(arch, model, tracker)
             (at_t,) = [r for r in tracker.records if r["epoch"] == t]
-            return ({n: float(at_t[n]) for n in names}, [f for f in at_t["flags"].split(";") if f],
+            trained_flags = [f for f in at_t["flags"].split(";") if f]
+            return ({n: float(at_t[n]) for n in names}, {n: trained_flags for n in names},
                     {k: float(at_t[k]) for k in TRAIN_EXTRAS})
 
-        (values, flags, extra), seconds, error = self._attempt(arch, compute, lambda: (
-            {n: float("nan") for n in names}, [], {}))
+        (values, by_metric, extra), seconds, error = self._attempt(arch, compute, lambda: (
+            {n: float("nan") for n in names}, {}, {}))
+        flags = sorted(set().union(*by_metric.values())) if by_metric else []
         if error is None:
             old = cached or {}
-            self.ctx.store.put(key, {"values": {**old.get("values", {}), **values}, "extra": extra,
-                                     "flags": sorted(set(old.get("flags", [])) | set(flags)), "seconds": seconds})
+            old_by_metric = old.get("flags_by_metric", {})
+            self.ctx.store.put(key, {
+                "values": {**old.get("values", {}), **values}, "extra": extra,
+                "flags_by_metric": {**old_by_metric, **by_metric},
+                "flags": sorted(set(old.get("flags", [])) | set(flags)),
+                # each computation that filled the row, with its seconds: a later partial one adds, never overwrites
+                "batches": [*old.get("batches", []), {"names": names, "seconds": seconds}],
+                "seconds": float(old.get("seconds", 0.0)) + seconds})
         else:
             flags = [f"error:{error.split(':')[0]}"]
         return ScoreRecord(arch, self.ctx.space.index_of(arch), t, values, flags, seconds, False, error, extra)
