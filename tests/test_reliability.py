@@ -266,3 +266,27 @@ def test_a_cached_score_reports_its_own_metrics_flags_and_keeps_each_computation
     scorer("partial", ["fnorm"]).score(dead)  # fills the same row with another metric
     again = scorer("partial", ["synflow"]).score(dead)
     assert again.cached and again.seconds == first.seconds
+
+
+def test_archs_without_a_path_from_input_to_output_are_flagged_by_every_metric(tmp_path: Path) -> None:
+    """The structural check agrees with the benchmark: exactly its 341 archs at chance accuracy (10 %) have no path
+    from input to output. Such an arch gets NaN (undefined: ranks worst) and the flag no_input_path from every
+    metric, ntk_mse, S_G and S_E included (which once ranked them first), and a live arch does not."""
+    import pandas as pd
+
+    from ntkexp.metrics import expand
+    from ntkexp.scoring import ArchScorer
+
+    table = pd.read_parquet(ROOT / "ntkexp" / "resources" / "nb201.parquet")
+    space = NASBench201()
+    dead = table["arch_str"].map(lambda a: not space.has_input_path(a))
+    assert dead.sum() == 341 and set(table.loc[dead, "cifar10"].round(1)) == {10.0}
+    assert (table.loc[~dead, "cifar10"] > 11).all()
+    names = ["ntk_mse", "s_g", "s_e", "fnorm", "synflow"]
+    ctx = RunContext.build(make_cfg(["search_space.kwargs.C=4", "search_space.kwargs.N=1", "ntk.batch_size=4",
+                                     "device=cpu", f"metric.names=[{','.join(names)}]"], tmp_path))
+    scorer = ArchScorer(ctx, expand(names))
+    record = scorer.score(table.loc[dead, "arch_str"].iloc[0])
+    assert all(np.isnan(v) for v in record.values.values()) and record.flags == ["no_input_path"]
+    live = scorer.score(table.loc[~dead, "arch_str"].iloc[0])
+    assert "no_input_path" not in live.flags and np.isfinite(live.values["fnorm"])

@@ -13,7 +13,11 @@ everything the rest of ntkexp needs to know about it:
 Metrics that share a computation read it through ``ctx`` (``ctx.ntk()``, ``ctx.eigenvalues()``, ``ctx.cached``), so
 it is done once per arch however many metrics ask for it.
 
-Degenerate architectures (policy, applied by :func:`compute_metrics` and by the correlation code):
+Degenerate architectures (policy, applied by :func:`compute_metrics`, the scorer and the correlation code):
+
+* an arch whose output does not depend on its input (no path from input to output through the cell, e.g. an NB201
+  cell whose every path holds a ``none``: the benchmark's 10 % archs) is flagged ``no_input_path`` with every
+  metric NaN, by the scorer (:meth:`~ntkexp.spaces.SearchSpace.has_input_path`), before anything is computed;
 
 * a NaN value, or an infinite one of a metric without ``keep_infinite``, becomes NaN and is flagged
   ``nonfinite:<metric>``; an infinite value of a ``keep_infinite`` metric is kept and flagged the same way;

@@ -261,6 +261,8 @@ class ArchScorer:
                                flags, seconds, True, None, cached.get("extra", {}))
 
         def compute() -> tuple[dict[str, float], dict[str, list[str]], dict[str, float]]:
+            if not self.ctx.space.has_input_path(arch):  # the output ignores the input: no metric means anything
+                return {n: float("nan") for n in names}, {n: ["no_input_path"] for n in names}, {}
             if t == 0:
                 values, by_metric = self._at_init(arch, names)
                 return values, by_metric, {}

@@ -63,6 +63,11 @@ class SearchSpace(ABC):
         the space has none (the network itself is used)."""
         return None
 
+    def has_input_path(self, arch: str) -> bool:
+        """Whether the network's output depends on its input through the searched cell (False: e.g. an NB201 cell
+        whose every path from input to output holds a ``none``; such an arch gets no score)."""
+        return True
+
     def init_key(self, arch: str) -> str:
         """What seeds the initial weights of ``arch`` (with the run's seed and the repeat): the arch itself, so its
         weights do not depend on what was scored before; a supernet whose members share weights returns one key."""

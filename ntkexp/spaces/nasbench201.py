@@ -83,6 +83,15 @@ def parse_supernet(arch: str) -> tuple[tuple[str, ...], ...]:
     return tuple(edges)
 
 
+def reaches_output(live: Sequence[bool]) -> bool:
+    """Whether node 3 of a cell is reachable from node 0 through the edges (in :data:`EDGES` order) marked live."""
+    reached = {0}
+    for (to, src), ok in zip(EDGES, live):
+        if ok and src in reached:
+            reached.add(to)
+    return 3 in reached
+
+
 def format_supernet(edges: Sequence[Sequence[str]]) -> str:
     """The supernet string of per-edge op sets (see :func:`parse_supernet`)."""
     sets = [",".join(o for o in OPS if o in ops) for ops in edges]
@@ -278,6 +287,9 @@ class NASBench201(SearchSpace):
     def build(self, arch: str, num_classes: int, in_channels: int = 3) -> nn.Module:
         return TinyNetwork(parse_string(arch), self.C, self.N, num_classes, in_channels)
 
+    def has_input_path(self, arch: str) -> bool:
+        return reaches_output([op != "none" for op in parse_string(arch)])
+
     def thin_network(self, arch: str, num_classes: int) -> nn.Module:
         """TE-NAS's network for counting linear regions: one cell of width 1, no stem, on one-channel inputs."""
         return TinyNetwork(parse_string(arch), C=1, N=1, num_classes=num_classes, in_channels=1, stem=False, depth=1)
@@ -350,6 +362,9 @@ class NASBench201Supernet(NASBench201):
 
     def init_key(self, arch: str) -> str:
         return "supernet" if self.paired else arch
+
+    def has_input_path(self, arch: str) -> bool:
+        return reaches_output([any(op != "none" for op in ops) for ops in parse_supernet(arch)])
 
     def label(self) -> str:
         size = "TE-NAS's size" if (self.C, self.N) == (3, 1) else f"C={self.C}, N={self.N}"
