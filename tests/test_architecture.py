@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -20,7 +21,7 @@ LAYERS = [
     ["plotting", "tables", "store", "init", "ntk", "spaces", "loggers"],
     ["data", "benchmarks"],
     ["metrics"],
-    ["stats", "train"],
+    ["stats", "train", "api"],
     ["config"],
     ["scoring"],
     ["search"],
@@ -80,7 +81,11 @@ def test_a_metric_registered_here_runs_through_correlate_and_search(tmp_path: Pa
     tiny = ["n_archs=6", "ntk.batch_size=8", "logger=csv", "task.progress=false", "threads=1"]
     summary = run(make_cfg(["metric=param_count", *tiny], tmp_path / "c"))
     assert set(summary["correlations"]) == {"param_count"}
-    assert summary["correlations"]["param_count"]["n_undefined"] == 0
+    # defined for every arch but those whose output ignores the input (flagged no_input_path by every metric)
+    scores = pd.read_csv(tmp_path / "c" / "run" / "scores.csv")
+    dead = scores["flags"].fillna("").str.contains("no_input_path")
+    assert summary["correlations"]["param_count"]["n_undefined"] == dead.sum() < len(scores)
+    assert scores.loc[~dead, "param_count"].notna().all()
     found = run(make_cfg(["metric=param_count", "task=search", "search_algo=rea", "search_algo.budget_evals=8",
                           *tiny], tmp_path / "s"))
     assert found["metric"] == "param_count" and found["found"]["evaluations"] == 8

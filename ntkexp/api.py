@@ -1,0 +1,117 @@
+"""ntkexp as a library: the kernel and the metrics of any ``torch.nn.Module``, with no config, benchmark or run.
+
+    import ntkexp
+    theta = ntkexp.empirical_ntk(model, images, bn_mode="per_sample")        # (B, B) float64 tensor
+    result = ntkexp.score(model, images, labels, metrics=["lga", "ncn"])    # values, flags and conventions
+
+Every convention the papers disagree on is an argument with the framework's default, and :func:`score` returns it
+with the values (``result.conventions``), so a number never travels without what was computed. Metric names are
+those of ``ntkexp.metrics.METRICS`` (``ntkexp.metrics.METRICS.names()``); a combination (``tegnas``, ``ntk_score``)
+ranks archs against each other and so needs a set of networks, not one: score its components.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ntkexp.metrics import COMBINATIONS, METRICS, MetricContext, MetricSettings, compute_metrics
+from ntkexp.ntk import NTKConfig
+from ntkexp.ntk import empirical_ntk as _empirical_ntk
+
+
+@dataclass
+class Scores:
+    """The metrics of one network: ``values`` (NaN where undefined), the ``flags`` each metric raised (e.g.
+    ``singular``, ``nonfinite:lga``) and the ``conventions`` they were computed under."""
+
+    values: dict[str, float]
+    flags: dict[str, list[str]] = field(default_factory=dict)
+    conventions: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> float:
+        return self.values[name]
+
+
+def _config(bn_mode: str, reduction: str, params: str, dtype: str, chunk_size: int | None, batch: int) -> NTKConfig:
+    return NTKConfig(reduction=reduction, params=params, bn_mode=bn_mode, dtype=dtype, chunk_size=chunk_size,
+                     batch_size=batch)
+
+
+def _check_images(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(images, torch.Tensor) or images.ndim < 2 or images.shape[0] < 2:
+        raise ValueError("images must be a tensor batch of at least 2 inputs (batch first), got "
+                         f"{getattr(images, 'shape', type(images).__name__)}")
+    if not torch.isfinite(images).all():
+        raise ValueError("images hold NaN or infinite values")
+    device = next(model.parameters()).device
+    return images.to(device)
+
+
+def empirical_ntk(model: nn.Module, images: torch.Tensor, *, bn_mode: str = "per_sample", reduction: str = "sum",
+                  params: str = "all", dtype: str = "float32", chunk_size: int | None = None) -> torch.Tensor:
+    """The empirical NTK Theta = J J^T of ``model`` on the batch ``images`` (B x B, float64, on the CPU).
+
+    ``bn_mode``: ``per_sample`` (each sample normalised by its own statistics; Mok et al.'s "train mode"), ``train``
+    (the exact kernel of batch statistics, which couple the samples) or ``eval`` (running statistics);
+    ``reduction``: the output differentiated (``sum`` of logits as TE-NAS, ``trace`` of the full kernel over logits,
+    ``logit`` one logit); ``params``: ``all``, ``weights`` or ``conv_linear``; ``dtype``: float32 or float64.
+    The model's parameters, buffers and mode are left as they were."""
+    x = _check_images(model, images)
+    return _empirical_ntk(model, x, _config(bn_mode, reduction, params, dtype, chunk_size, len(x))).kernel
+
+
+def score(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, metrics: Sequence[str] = ("lga", "ncn"), *,
+          num_classes: int | None = None, bn_mode: str = "per_sample", reduction: str = "sum", params: str = "all",
+          dtype: str = "float32", chunk_size: int | None = None,
+          held_out: tuple[torch.Tensor, torch.Tensor] | None = None, seed: int = 0,
+          settings: MetricSettings | None = None) -> Scores:
+    """Each metric of ``metrics`` for ``model`` on the probe batch (``images``, ``labels``), the NTK shared by those
+    that use it. ``held_out`` is a second labelled batch for the kernel-regression metrics (``ntk_mse``, ``s_e``,
+    ``s_g``); ``num_classes`` defaults to the model's output width. ``settings`` holds the settings of metrics with
+    their own (linear regions, GradSign). The model's weights are not changed."""
+    names = list(dict.fromkeys(metrics))
+    combos = [n for n in names if n in COMBINATIONS]
+    if combos:
+        raise ValueError(f"{combos[0]} ranks a set of archs against each other; score its components "
+                         f"{list(COMBINATIONS.get(combos[0]).components)} for each network and combine them")
+    for name in names:
+        METRICS.get(name)  # an unknown name is refused, listing the known ones
+    x = _check_images(model, images)
+    y = torch.as_tensor(labels).reshape(-1)
+    if len(y) != len(x):
+        raise ValueError(f"{len(x)} images but {len(y)} labels")
+    if num_classes is None:
+        num_classes = _width(model, x)
+    x_test = y_test = None
+    if held_out is not None:
+        x_test, y_test = _check_images(model, held_out[0]), torch.as_tensor(held_out[1]).reshape(-1)
+    cfg = _config(bn_mode, reduction, params, dtype, chunk_size, len(x))
+    ctx = MetricContext(model, x, y, num_classes, cfg, x_test=x_test, y_test=y_test, seed=seed,
+                        settings=settings or MetricSettings())
+    values = compute_metrics(names, ctx)
+    conventions = {"ntk": {k: v for k, v in asdict(cfg).items() if k != "logit_index" or reduction == "logit"},
+                   "batch": len(x), "held_out": None if x_test is None else len(x_test), "seed": seed,
+                   "num_classes": num_classes, "device": str(x.device),
+                   "parameters": sum(p.numel() for p in model.parameters()),
+                   "torch": torch.__version__, "python": platform.python_version()}
+    if settings is not None:
+        conventions["metric_settings"] = asdict(settings)
+    return Scores(values, {n: sorted(ctx.metric_flags.get(n, set())) for n in names}, conventions)
+
+
+def _width(model: nn.Module, x: torch.Tensor) -> int:
+    """The model's output width, from an eval-mode forward pass (no BN statistics touched), its mode restored."""
+    was = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            return int(model(x[:2]).shape[-1])
+    finally:
+        model.train(was)
