@@ -244,27 +244,28 @@ def test_bad_settings_are_refused_in_one_clear_line(tmp_path: Path, override: st
 
 
 def test_a_cached_score_reports_its_own_metrics_flags_and_keeps_each_computations_seconds(tmp_path: Path) -> None:
-    """A metric=synflow score of an arch with no path from input to output reports the same flags whether it was
-    computed alone or read from a row that LGA (undefined on its constant kernel) filled too; a later computation of
-    other metrics adds its seconds to the row instead of overwriting the first one's."""
-    from ntkexp.metrics import expand
+    """A metric=synflow score reports the same flags whether it was computed alone or read from a row that another
+    metric (here one that is always undefined, so always flagged) filled too; a later computation of other metrics
+    adds its seconds to the row instead of overwriting the first one's."""
+    from ntkexp.metrics import expand, register_metric
     from ntkexp.scoring import ArchScorer
 
-    dead = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    register_metric("undefined_test", direction=1, needs=())(lambda ctx: float("nan"))
+    arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|"
     small = ["search_space.kwargs.C=4", "search_space.kwargs.N=1", "ntk.batch_size=4", "device=cpu"]
 
     def scorer(where: str, names: list[str]) -> ArchScorer:
-        ctx = RunContext.build(make_cfg([*small, f"metric.names=[{','.join(names)}]"], tmp_path / where))
+        ctx = RunContext.build(make_cfg(small, tmp_path / where))
         return ArchScorer(ctx, expand(names))
 
-    alone = scorer("alone", ["synflow"]).score(dead)
-    joint = scorer("shared", ["lga", "synflow"]).score(dead)
-    assert "nonfinite:lga" in joint.flags  # LGA's flag, raised in the joint computation
-    read = scorer("shared", ["synflow"]).score(dead)
-    assert read.cached and read.flags == alone.flags and "nonfinite:lga" not in read.flags
-    first = scorer("partial", ["synflow"]).score(dead)
-    scorer("partial", ["fnorm"]).score(dead)  # fills the same row with another metric
-    again = scorer("partial", ["synflow"]).score(dead)
+    alone = scorer("alone", ["synflow"]).score(arch)
+    joint = scorer("shared", ["undefined_test", "synflow"]).score(arch)
+    assert "nonfinite:undefined_test" in joint.flags  # the other metric's flag, raised in the joint computation
+    read = scorer("shared", ["synflow"]).score(arch)
+    assert read.cached and read.flags == alone.flags and "nonfinite:undefined_test" not in read.flags
+    first = scorer("partial", ["synflow"]).score(arch)
+    scorer("partial", ["fnorm"]).score(arch)  # fills the same row with another metric
+    again = scorer("partial", ["synflow"]).score(arch)
     assert again.cached and again.seconds == first.seconds
 
 
