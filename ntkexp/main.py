@@ -109,6 +109,22 @@ def clear_earlier_results(run_dir: Path) -> list[str]:
     return removed
 
 
+def interrupted_note(cfg: DictConfig) -> str:
+    """What an interrupted run kept: the scores committed to the cache (each arch's row is whole or absent)."""
+    if not cfg.get("use_cache", True):
+        return "the cache was off (use_cache=false): nothing was kept"
+    path = Path(cfg.paths.cache_dir) / "scores.sqlite"
+    try:
+        import sqlite3
+
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0) as db:
+            rows = int(db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
+    except Exception:  # no cache yet, or one being written: say what is known
+        return f"no score was kept yet in {path}"
+    return (f"the score cache {path} holds {rows} scored arch(s); run the same command again to resume (archs "
+            "already scored are read back, not computed again)")
+
+
 def run_cli(cfg: DictConfig) -> Any:
     """``run`` for the command line. A single run: user errors become one line and exit status 2. A sweep's job:
     any error is recorded in the job's ``FAILED`` file and the sweep goes on."""
@@ -122,6 +138,11 @@ def run_cli(cfg: DictConfig) -> Any:
     clear_earlier_results(job_dir)
     try:
         return run(cfg)
+    except KeyboardInterrupt:
+        line = f"ntkexp: interrupted; {interrupted_note(cfg)}"
+        log.error(line)
+        print(line, file=sys.stderr)
+        sys.exit(130)  # the shell's status for Ctrl-C
     except Exception as err:
         line = f"ntkexp: error: {err}" if isinstance(err, clean) else f"ntkexp: error: {type(err).__name__}: {err}"
         log.error(line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -291,3 +292,22 @@ def test_archs_without_a_path_from_input_to_output_are_flagged_by_every_metric(t
     assert all(np.isnan(v) for v in record.values.values()) and record.flags == ["no_input_path"]
     live = scorer.score(table.loc[~dead, "arch_str"].iloc[0])
     assert "no_input_path" not in live.flags and np.isfinite(live.values["fnorm"])
+
+
+def test_ctrl_c_says_in_one_line_what_was_kept_and_exits_130(tmp_path: Path) -> None:
+    """Ctrl-C during scoring once printed a 100-line traceback; now one line names the cache and how to resume."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "run.py", "n_archs=40", "logger=none", "threads=1",
+                             f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    cache = tmp_path / "cache" / "scores.sqlite"
+    while time.time() < deadline and not cache.exists():  # interrupt once scoring has begun
+        time.sleep(0.5)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "ntkexp: interrupted; the score cache" in err
+    assert "run the same command again to resume" in err
