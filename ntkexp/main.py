@@ -131,6 +131,7 @@ def run_cli(cfg: DictConfig) -> Any:
     from omegaconf.errors import OmegaConfBaseException
 
     from ntkexp.registry import UnknownNameError
+    from ntkexp.scoring import NothingScored
 
     clean = (*USER_ERRORS, UnknownNameError, OmegaConfBaseException)
     job_dir = Path(cfg.paths.output_dir)
@@ -138,6 +139,15 @@ def run_cli(cfg: DictConfig) -> Any:
     clear_earlier_results(job_dir)
     try:
         return run(cfg)
+    except NothingScored as err:  # the run failed as a whole, for a reason its message names: one line, status 1
+        line = f"ntkexp: error: {err}"
+        log.error(line)
+        if not _in_sweep():
+            print(line, file=sys.stderr)
+            sys.exit(1)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / FAILED).write_text(line.removeprefix("ntkexp: error: ") + "\n")
+        return None
     except KeyboardInterrupt:
         line = f"ntkexp: interrupted; {interrupted_note(cfg)}"
         log.error(line)

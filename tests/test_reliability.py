@@ -198,19 +198,21 @@ def test_runs_started_together_keep_their_own_result_directories(tmp_path: Path)
     assert sorted(json.loads(p.read_text())["config"]["seed"] for p in summaries) == [1, 2, 3]
 
 
-@pytest.mark.parametrize("task", ["search", "simulated_search"])
+@pytest.mark.parametrize("task", ["search", "simulated_search", "correlate"])
 def test_a_search_whose_guide_fails_on_every_arch_says_so_and_exits_non_zero(tmp_path: Path, task: str) -> None:
     """init.std=-1 makes every metric evaluation fail (the network cannot be initialised); the search must not print
-    a "found" arch and exit 0."""
+    a "found" arch and exit 0, and every task says so in one line (no traceback) with exit status 1."""
     extra = (["task=search", "search_algo.budget_evals=4"] if task == "search" else
              ["task=simulated_search", "task.simulated.runs=1", "task.simulated.methods=[G-RS]",
-              "task.simulated.budget_seconds=3000", "search_space.kwargs.C=4"])
+              "task.simulated.budget_seconds=3000", "search_space.kwargs.C=4"] if task == "simulated_search" else
+             ["n_archs=3"])
     proc = subprocess.run([sys.executable, "run.py", *extra, "init=gaussian", "init.std=-1", "ntk.batch_size=4",
                            "logger=csv", "task.progress=false", f"hydra.run.dir={tmp_path / 'run'}",
                            f"paths.cache_dir={tmp_path / 'cache'}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode != 0
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "failed" in proc.stderr and "found:" not in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1].startswith("ntkexp: error:")
 
 
 def test_a_run_into_a_directory_with_an_earlier_runs_results_clears_them_first(tmp_path: Path) -> None:

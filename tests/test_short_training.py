@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ntkexp.scoring import ArchScorer, RunContext
+from ntkexp.scoring import ArchScorer, NothingScored, RunContext
 from ntkexp.train import kernel_correlation, relative_change
 
 from .conftest import DIGITS, make_cfg
@@ -126,6 +126,6 @@ def test_kernel_evolution_where_every_arch_fails_says_so(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(ArchScorer, "build_model", broken)
     cfg = make_cfg(SMALL + ["task=kernel_evolution", "task.track_epochs=[0,1]", "task.per_band=1"], tmp_path)
-    with pytest.raises(RuntimeError, match="every arch failed to train or score; the first error: RuntimeError: "
+    with pytest.raises(NothingScored, match="every arch failed to train or score; the first error: RuntimeError: "
                                            "tensors on two devices"):
         run(cfg)

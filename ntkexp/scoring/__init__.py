@@ -4,9 +4,9 @@ scorer (at initialisation and after training, one error policy, typed records), 
 from ntkexp.scoring.context import RunContext, build_space, resolve_device, to_run_config
 from ntkexp.scoring.keys import SCORE_SCHEMA, cache_key, fingerprint
 from ntkexp.scoring.progress import Progress
-from ntkexp.scoring.scorer import ArchScorer, ScoreRecord, TrackRecord
+from ntkexp.scoring.scorer import ArchScorer, NothingScored, ScoreRecord, TrackRecord
 from ntkexp.scoring.selection import band_archs, choose_archs, decile_pool, read_arch_file
 
-__all__ = ["SCORE_SCHEMA", "ArchScorer", "Progress", "RunContext", "ScoreRecord", "TrackRecord", "band_archs",
+__all__ = ["SCORE_SCHEMA", "ArchScorer", "NothingScored", "Progress", "RunContext", "ScoreRecord", "TrackRecord", "band_archs",
            "build_space", "cache_key", "choose_archs", "decile_pool", "fingerprint", "read_arch_file",
            "resolve_device", "to_run_config"]

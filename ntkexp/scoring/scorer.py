@@ -30,6 +30,11 @@ T = TypeVar("T")
 TRAIN_EXTRAS = ("train_loss", "train_acc")
 
 
+class NothingScored(RuntimeError):
+    """Every arch (or every evaluation of a search) failed to score: the run has no result. Its message names the
+    first error; the command line prints it as one line and exits with status 1."""
+
+
 @dataclass
 class ScoreRecord:
     """The scores of one arch (at initialisation, or after ``epochs`` epochs of training)."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from ntkexp.benchmarks import GroundTruth
 from ntkexp.metrics import COMBINATIONS, METRICS, borda_count, oriented, sum_of_ranks
-from ntkexp.scoring import ArchScorer
+from ntkexp.scoring import ArchScorer, NothingScored
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Guide:
         error; partial failures are counted in :meth:`summary`."""
         if self.failures and len(self.failures) == self.cost.evaluations:
             first = next(iter(self.failures.values()))
-            raise RuntimeError(f"{what}: every one of the {self.cost.evaluations} evaluations failed to score, so "
+            raise NothingScored(f"{what}: every one of the {self.cost.evaluations} evaluations failed to score, so "
                                f"the search found nothing; the first error: {first}")
 
     def _score(self, arch: str) -> tuple[dict[str, float], float, float]:

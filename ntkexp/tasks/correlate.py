@@ -17,7 +17,7 @@ import pandas as pd
 
 from ntkexp.metrics import combine, direction_of, traits
 from ntkexp.plotting import pyplot, save_figure
-from ntkexp.scoring import ArchScorer, Progress, RunContext, choose_archs
+from ntkexp.scoring import ArchScorer, NothingScored, Progress, RunContext, choose_archs
 from ntkexp.stats import correlation_table
 from ntkexp.tables import aggregate, markdown, write_csv
 from ntkexp.tasks.base import RunOutput, register_task
@@ -84,7 +84,7 @@ def score_archs(ctx: RunContext, scorer: ArchScorer, archs: list[str]) -> pd.Dat
         frame[name] = combine(name, {c: frame[c].to_numpy() for c in frame.columns})
     errors = frame["flags"].str.contains("error:")
     if errors.all():
-        raise RuntimeError(f"every arch failed to score; the first error: {frame['error'].iloc[0]}")
+        raise NothingScored(f"every arch failed to score; the first error: {frame['error'].iloc[0]}")
     return frame
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ntkexp.metrics import direction_of
 from ntkexp.plotting import pyplot, save_figure
-from ntkexp.scoring import ArchScorer, Progress, RunContext, band_archs, choose_archs
+from ntkexp.scoring import ArchScorer, NothingScored, Progress, RunContext, band_archs, choose_archs
 from ntkexp.stats import bootstrap_interval, correlate
 from ntkexp.tables import aggregate, markdown, write_csv
 from ntkexp.tasks.base import RunOutput, register_task
@@ -120,7 +120,7 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
                 errors.append(tracked.error)
             bar.step(cached=tracked.cached)
     if len(errors) == len(chosen):
-        raise RuntimeError(f"every arch failed to train or score; the first error: {errors[0]}")
+        raise NothingScored(f"every arch failed to train or score; the first error: {errors[0]}")
     frame = pd.DataFrame(rows)
     frame["accuracy"] = gt.accuracy(list(frame["arch"]), ctx.accuracy_key)
     out.table("evolution", frame)
