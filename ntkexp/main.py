@@ -62,6 +62,11 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     return summary
 
 
+#: top-level settings that take whole numbers (True: null too), checked in every value of a sweep before Hydra
+#: composes the jobs (a bad value in a sweep's second job would otherwise fail deep inside Hydra)
+WHOLE_NUMBERS = {"seed": False, "n_archs": True, "threads": True}
+
+
 def check_group_overrides(args: list[str], conf_dir: Path) -> None:
     """Refuse, with one line each, what Hydra would accept or fail on deep inside: a config-group override whose value
     is not an option name (``metric=[1,2]``), a shared base (``search_space=_nds``), and a key added with ``+``/``++``
@@ -70,6 +75,12 @@ def check_group_overrides(args: list[str], conf_dir: Path) -> None:
         if arg.startswith("--"):
             continue
         key, sep, value = arg.lstrip("+~").partition("=")
+        if key in WHOLE_NUMBERS and sep:
+            for item in (v.strip() for v in value.split(",")):
+                if not (item.lstrip("-").isdigit() or (WHOLE_NUMBERS[key] and item == "null")):
+                    raise ValueError(f"{arg}: {item!r} is not a whole number ({key} takes whole numbers"
+                                     f"{' or null' if WHOLE_NUMBERS[key] else ''}; comma-separate several to sweep "
+                                     "with --multirun)")
         settings = ".kwargs." in key  # a space's settings: checked against the space when it is built
         if arg.startswith("+") and not key.startswith("hydra") and not settings and not (conf_dir / key).is_dir():
             raise ValueError(f"{arg}: ntkexp's config has no key {key!r} to add (every key is in the schema; "

@@ -313,3 +313,17 @@ def test_ctrl_c_says_in_one_line_what_was_kept_and_exits_130(tmp_path: Path) -> 
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "ntkexp: interrupted; the score cache" in err
     assert "run the same command again to resume" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--multirun", "seed=0,bad"], "'bad' is not a whole number \\(seed takes whole numbers"),
+    (["task.top_k=[1.5]"], "each is a fraction of the archs in \\(0, 1\\]"),
+])
+def test_a_bad_number_is_refused_before_anything_runs(tmp_path: Path, args: list[str], message: str) -> None:
+    """A bad value in a sweep's second job once failed deep inside Hydra (a dozen lines); a top-k fraction above 1
+    was accepted and reported."""
+    proc = subprocess.run([sys.executable, "run.py", "n_archs=2", "logger=none", *args,
+                           f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert re.search(message, proc.stderr), proc.stderr[-2000:]
