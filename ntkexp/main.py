@@ -50,7 +50,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     logger = build_logger(config.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), config.name)
     exit_code = 1
     try:
-        ctx = RunContext.build(cfg)
+        ctx = RunContext.build(cfg, need_ground_truth=task.needs_ground_truth)
         try:
             summary = task.run(ctx, RunOutput(run_dir, logger, ctx))
         finally:

@@ -306,5 +306,6 @@ def load_ground_truth(cfg: BenchmarkConfig) -> GroundTruth:
     looked = [str(p) for p in (table, source) if p is not None]
     raise MissingFileError(
         f"benchmark ground truth not found: looked for {' and '.join(looked) or '(no path configured)'}. "
-        f"{cfg.how_to_get} Set search_space.benchmark.table=<file> (or paths.data_root=<dir>)."
+        f"{cfg.how_to_get} Set search_space.benchmark.table=<file> (or paths.data_root=<dir>). Without it, "
+        "task=score scores archs of the space (no correlation)."
     )

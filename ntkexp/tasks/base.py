@@ -94,6 +94,7 @@ class Task:
     rows: RowsFn
     section: SectionFn
     spaces: tuple[str, ...] = ()
+    needs_ground_truth: bool = True  # False: runs with no benchmark installed (task=score)
 
     def check_space(self, space: str) -> None:
         """Refuse, in one line, a search space this task does not run on."""
@@ -105,10 +106,10 @@ class Task:
 TASKS: Registry[Task] = Registry("task")
 
 
-def register_task(name: str, rows: RowsFn, section: SectionFn, *,
-                  spaces: tuple[str, ...] = ()) -> Callable[[RunFn], RunFn]:
+def register_task(name: str, rows: RowsFn, section: SectionFn, *, spaces: tuple[str, ...] = (),
+                  needs_ground_truth: bool = True) -> Callable[[RunFn], RunFn]:
     def wrap(fn: RunFn) -> RunFn:
-        TASKS.register(name, Task(name, fn, rows, section, spaces))
+        TASKS.register(name, Task(name, fn, rows, section, spaces, needs_ground_truth))
         return fn
 
     return wrap

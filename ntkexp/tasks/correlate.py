@@ -70,8 +70,9 @@ def print_table(summary: dict[str, Any]) -> None:
         print(f"{name}: kendall_tau={row['kendall_tau']:.4f} spearman_rho={row['spearman_rho']:.4f}")
 
 
-def score_archs(ctx: RunContext, scorer: ArchScorer, archs: list[str]) -> pd.DataFrame:
-    """One row per arch (every score of the selection, combinations formed over the set), with its accuracy."""
+def score_archs(ctx: RunContext, scorer: ArchScorer, archs: list[str], with_accuracy: bool = True) -> pd.DataFrame:
+    """One row per arch (every score of the selection, combinations formed over the set), with its accuracy (unless
+    ``with_accuracy`` is False: no ground truth)."""
     rows = []
     with Progress(len(archs), "scoring", ctx.config.task.progress) as bar:
         for arch in archs:
@@ -79,7 +80,8 @@ def score_archs(ctx: RunContext, scorer: ArchScorer, archs: list[str]) -> pd.Dat
             rows.append(record.row())
             bar.step(cached=record.cached)
     frame = pd.DataFrame(rows)
-    frame["accuracy"] = ctx.require_ground_truth().accuracy(list(frame["arch"]), ctx.accuracy_key)
+    if with_accuracy:
+        frame["accuracy"] = ctx.require_ground_truth().accuracy(list(frame["arch"]), ctx.accuracy_key)
     for name in scorer.selection.combinations:  # rank aggregations over the scored set
         frame[name] = combine(name, {c: frame[c].to_numpy() for c in frame.columns})
     errors = frame["flags"].str.contains("error:")

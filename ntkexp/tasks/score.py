@@ -1,0 +1,72 @@
+"""``task=score``: score archs of any space with the run's metrics, with no benchmark installed: the named archs
+(``archs``, ``archs_file``) or ``n_archs`` distinct archs drawn from the space by ``seed``. Writes ``scores.csv``
+(one row per arch: every metric, flags, seconds) and ``summary.json`` (what was computed, the conventions); a
+correlation with accuracy needs the benchmark (``task=correlate``)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ntkexp.scoring import ArchScorer, RunContext
+from ntkexp.scoring.selection import read_arch_file
+from ntkexp.tables import aggregate, markdown, write_csv
+from ntkexp.tasks.base import RunOutput, register_task
+from ntkexp.tasks.correlate import score_archs
+
+log = logging.getLogger("ntkexp")
+
+
+def space_archs(ctx: RunContext) -> list[str]:
+    """The named archs (validated by the space, each once), else ``n_archs`` distinct ones drawn from the space."""
+    cfg = ctx.config
+    named = list(cfg.archs or []) + (read_arch_file(Path(cfg.archs_file)) if cfg.archs_file else [])
+    if named:
+        return list(dict.fromkeys(ctx.space.validate(a) for a in named))
+    if cfg.n_archs is None or cfg.n_archs < 1:
+        raise ValueError("task=score draws n_archs archs from the space (give a number, or name archs with "
+                         "archs=[...] or archs_file=...); n_archs=null means 'every benchmark arch' and there is no "
+                         "benchmark here")
+    rng = np.random.default_rng(cfg.seed)
+    archs: dict[str, None] = {}
+    for _ in range(100 * cfg.n_archs):
+        archs[ctx.space.sample(rng)] = None
+        if len(archs) == cfg.n_archs:
+            break
+    return list(archs)
+
+
+def run_score(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
+    archs = space_archs(ctx)
+    scorer = ArchScorer(ctx)
+    log.info("scoring %d archs of %s with %s (no benchmark: no correlation)", len(archs), ctx.space.label(),
+             ",".join(ctx.selection.names))
+    frame = score_archs(ctx, scorer, archs, with_accuracy=False)
+    names = ctx.selection.names
+    columns = ["arch", "index", *names, "flags", "seconds", "cached"]
+    out.table("scores", frame[columns + (["error"] if "error" in frame else [])], log=False)
+    out.logger.log_table("scores", frame[columns])
+    payload = {"n_archs": len(frame), **scorer.description(),
+               "n_flagged": int((frame["flags"] != "").sum()), "n_computed": scorer.n_computed,
+               "n_cached": scorer.n_cached, "score_seconds_total": float(frame["seconds"].sum()),
+               "note": "scores only: a correlation with accuracy needs the benchmark (task=correlate)"}
+    summary = out.summary("score", payload, {"n_archs": len(frame)}, scorer.conventions)
+    print(frame[["arch", *names]].to_string(index=False, max_colwidth=60))
+    return summary
+
+
+def score_rows(summary: dict[str, Any], base: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{**base, "n_archs": summary["n_archs"], "score_seconds": summary["score_seconds_total"]}]
+
+
+def score_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
+    table = aggregate(frame, ["group"], ["n_archs", "score_seconds"])
+    write_csv(table, out_dir / "score_summary.csv")
+    return ["## Scoring runs (no benchmark)", "", markdown(table), ""]
+
+
+register_task("score", score_rows, score_section, needs_ground_truth=False)(run_score)

@@ -1,0 +1,40 @@
+"""task=score: archs of any space scored with no benchmark installed; the design card's command without the NDS data
+says in one line what is missing and points to it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ntkexp.main import run
+
+from .conftest import ROOT, make_cfg
+
+CARD = ["search_space=nds_darts", "metric=ncn", "init=gaussian"]
+
+
+def test_the_design_cards_command_without_the_nds_data_is_one_line_pointing_to_task_score(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "run.py", *CARD, "logger=none", f"paths.data_root={tmp_path / 'none'}",
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "benchmark ground truth not found" in last and "task=score" in last
+
+
+def test_task_score_scores_nds_darts_archs_with_no_benchmark(tmp_path: Path) -> None:
+    summary = run(make_cfg([*CARD, "task=score", "n_archs=3", "ntk.batch_size=8", "search_space.kwargs.C=4",
+                            "search_space.kwargs.layers=2", "logger=csv", "task.progress=false", "threads=1",
+                            f"paths.data_root={tmp_path / 'none'}"], tmp_path))
+    scores = pd.read_csv(tmp_path / "run" / "scores.csv")
+    assert len(scores) == 3 == scores["arch"].nunique() and np.isfinite(scores["ncn"]).all()
+    assert "accuracy" not in scores.columns
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert written["task"] == "score" and summary["n_archs"] == 3
+    assert written["conventions"]["init"]["name"] == "gaussian" and "init gaussian" in written["convention"]
+    assert written["conventions"]["ntk"]["bn_mode"] == "per_sample"
