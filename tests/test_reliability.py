@@ -327,3 +327,18 @@ def test_a_bad_number_is_refused_before_anything_runs(tmp_path: Path, args: list
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert re.search(message, proc.stderr), proc.stderr[-2000:]
+
+
+def test_images_of_another_size_than_the_data_set_declares_are_refused(tmp_path: Path) -> None:
+    """16x16 images given as CIFAR-10 (32x32) were scored without a word; the benchmark's accuracies are for 32x32."""
+    from ntkexp.data import ArrayDataModule, DataConfig
+
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "small.npz"
+    np.savez(npz, train_x=rng.integers(0, 256, (20, 16, 16, 3), dtype=np.uint8), train_y=rng.integers(0, 10, 20),
+             test_x=rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8), test_y=rng.integers(0, 10, 4))
+    cfg = DataConfig(name="cifar10_npz", kind="npz", path=str(npz), num_classes=10, in_channels=3, resolution=32)
+    with pytest.raises(ValueError, match="train images are 16x16, but dataset.resolution=32"):
+        ArrayDataModule(cfg).setup()
+    ArrayDataModule(DataConfig(name="cifar10_npz", kind="npz", path=str(npz), num_classes=10, in_channels=3,
+                               resolution=16)).setup()  # declared: accepted

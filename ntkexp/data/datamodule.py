@@ -164,6 +164,11 @@ class ArrayDataModule(L.LightningDataModule):
             if split.x.ndim != 4 or split.x.shape[1] != cfg.in_channels:
                 raise ValueError(f"dataset {cfg.name!r}: {split_name} images have shape {split.x.shape[1:]}, "
                                  f"expected {cfg.in_channels} channels (NCHW)")
+            if len(split.x) and tuple(split.x.shape[2:]) != (cfg.resolution, cfg.resolution):
+                raise ValueError(f"dataset {cfg.name!r}: {split_name} images are {split.x.shape[2]}x{split.x.shape[3]}, "
+                                 f"but dataset.resolution={cfg.resolution} ({cfg.path or cfg.root}); the benchmark's "
+                                 "accuracies are for images of that size (set dataset.resolution if the images are "
+                                 "meant)")
             if len(split.y) and (split.y.min() < 0 or split.y.max() >= cfg.num_classes):
                 raise ValueError(f"dataset {cfg.name!r}: {split_name} labels span {split.y.min()}..{split.y.max()}, "
                                  f"outside 0..{cfg.num_classes - 1}")
