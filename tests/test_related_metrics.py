@@ -83,8 +83,8 @@ def test_s_t_on_a_diagonal_kernel() -> None:
     assert top_eigen_fraction(torch.tensor([1.0, 4.0, 2.0, 3.0])) == pytest.approx(0.7)  # ceil(sqrt 4) = 2: (4+3)/10
     assert top_eigen_fraction(torch.ones(9)) == pytest.approx(3 / 9)
     ctx = ctx_for(mlp(2, 3, 2), torch.zeros(4, 2, dtype=torch.float64), torch.zeros(4, dtype=torch.long), 2)
-    ctx._ntk = NTKResult(kernel=torch.diag(torch.tensor([4.0, 3.0, 2.0, 1.0], dtype=torch.float64)),
-                         logits=torch.zeros(4, 2), n_params=1)
+    ctx._cache["ntk"] = NTKResult(kernel=torch.diag(torch.tensor([4.0, 3.0, 2.0, 1.0], dtype=torch.float64)),
+                                  logits=torch.zeros(4, 2), n_params=1)  # the shared NTK, given
     assert compute_metrics(["s_t"], ctx)["s_t"] == pytest.approx(0.7)
 
 

@@ -342,3 +342,19 @@ def test_images_of_another_size_than_the_data_set_declares_are_refused(tmp_path:
         ArrayDataModule(cfg).setup()
     ArrayDataModule(DataConfig(name="cifar10_npz", kind="npz", path=str(npz), num_classes=10, in_channels=3,
                                resolution=16)).setup()  # declared: accepted
+
+
+def test_a_metrics_flags_do_not_depend_on_which_metric_computed_the_shared_work_first() -> None:
+    """cond reads the eigenvalues that ncn computed first; a non-finite kernel must still be among cond's flags, as
+    it is when cond is computed alone (shared work carries the flags of the work it used)."""
+    def context() -> MetricContext:
+        net = NASBench201(C=4, N=1).build(DEGENERATE["all_skip"], num_classes=10)
+        with torch.no_grad():
+            net.classifier.weight[0, 0] = float("nan")
+        return MetricContext(net, torch.randn(6, 3, 8, 8), torch.arange(6) % 3, 10, NTKConfig(bn_mode="eval"))
+
+    alone, shared = context(), context()
+    compute_metrics(["cond"], alone)
+    compute_metrics(["ncn", "cond"], shared)
+    assert "nonfinite_kernel" in alone.metric_flags["cond"]
+    assert shared.metric_flags["cond"] == alone.metric_flags["cond"]

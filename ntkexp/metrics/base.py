@@ -176,18 +176,20 @@ class MetricContext:
     # the flags each metric raised, its shared work's included (filled by compute_metrics): a cached score reports
     # the flags of the metrics asked for, not of whatever else was computed with them
     metric_flags: dict[str, set[str]] = field(default_factory=dict)
-    _used: set[Any] = field(default_factory=set)
-    _work_flags: dict[Any, set[str]] = field(default_factory=dict)
-    _ntk: NTKResult | None = None
-    _eig: torch.Tensor | None = None
+    _used: set[Any] = field(default_factory=set)  # the shared work the metric being computed has read
+    _work_flags: dict[Any, set[str]] = field(default_factory=dict)  # per shared work: its flags and its inputs'
     _cache: dict[Any, Any] = field(default_factory=dict)
 
     def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
-        self._used.add(key)
+        """``compute()`` once per context; the flags it raised, and those of the shared work it read, go with it to
+        every metric that reads it (whichever metric computed it first)."""
         if key not in self._cache:
+            outer, self._used = self._used, set()
             before = set(self.flags)
             self._cache[key] = compute()
-            self._work_flags[key] = self.flags - before
+            self._work_flags[key] = (self.flags - before).union(*(self._work_flags.get(k, set()) for k in self._used))
+            self._used = outer
+        self._used.add(key)
         return self._cache[key]
 
     def held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,27 +210,25 @@ class MetricContext:
             yield
 
     def ntk(self) -> NTKResult:
-        self._used.add("ntk")
-        if self._ntk is None:
-            self._ntk = empirical_ntk(self.model, self.x, self.ntk_cfg)
-            work: set[str] = set()
-            if not torch.isfinite(self._ntk.kernel).all():
-                work.add("nonfinite_kernel")
-            elif not self._ntk.kernel.any():
-                work.add("zero_kernel")
-            self._work_flags["ntk"] = work
-            self.flags |= work
-        return self._ntk
+        def compute() -> NTKResult:
+            result = empirical_ntk(self.model, self.x, self.ntk_cfg)
+            if not torch.isfinite(result.kernel).all():
+                self.flags.add("nonfinite_kernel")
+            elif not result.kernel.any():
+                self.flags.add("zero_kernel")
+            return result
+
+        return self.cached("ntk", compute)
 
     def eigenvalues(self) -> torch.Tensor:
         """Ascending eigenvalues of the (symmetrised) kernel, float64."""
-        if self._eig is None:
+        def compute() -> torch.Tensor:
             k = self.ntk().kernel
             if not torch.isfinite(k).all():
-                self._eig = torch.full((k.shape[0],), float("nan"), dtype=torch.float64)
-            else:
-                self._eig = torch.linalg.eigvalsh(0.5 * (k + k.T))
-        return self._eig
+                return torch.full((k.shape[0],), float("nan"), dtype=torch.float64)
+            return torch.linalg.eigvalsh(0.5 * (k + k.T))
+
+        return self.cached("eigenvalues", compute)
 
 
 def compute_metrics(names: list[str], ctx: MetricContext) -> dict[str, float]:
