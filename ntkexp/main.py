@@ -137,28 +137,21 @@ def interrupted_note(cfg: DictConfig) -> str:
 
 
 def run_cli(cfg: DictConfig) -> Any:
-    """``run`` for the command line. A single run: user errors become one line and exit status 2. A sweep's job:
-    any error is recorded in the job's ``FAILED`` file and the sweep goes on."""
+    """``run`` for the command line. A single run: user errors become one line and exit status 2, a run in which
+    nothing scored one line and status 1, Ctrl-C one line and status 130. A sweep's job: any error is recorded in
+    the job's ``FAILED`` file and the sweep goes on."""
     from omegaconf.errors import OmegaConfBaseException
 
     from ntkexp.registry import UnknownNameError
     from ntkexp.scoring import NothingScored
 
-    clean = (*USER_ERRORS, UnknownNameError, OmegaConfBaseException)
+    # one line each: bad input (exit 2), and a run that failed as a whole for the reason its message names (exit 1)
+    clean = (*USER_ERRORS, UnknownNameError, OmegaConfBaseException, NothingScored)
     job_dir = Path(cfg.paths.output_dir)
     (job_dir / FAILED).unlink(missing_ok=True)  # a job run again starts clean
     clear_earlier_results(job_dir)
     try:
         return run(cfg)
-    except NothingScored as err:  # the run failed as a whole, for a reason its message names: one line, status 1
-        line = f"ntkexp: error: {err}"
-        log.error(line)
-        if not _in_sweep():
-            print(line, file=sys.stderr)
-            sys.exit(1)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        (job_dir / FAILED).write_text(line.removeprefix("ntkexp: error: ") + "\n")
-        return None
     except KeyboardInterrupt:
         line = f"ntkexp: interrupted; {interrupted_note(cfg)}"
         log.error(line)
@@ -171,7 +164,7 @@ def run_cli(cfg: DictConfig) -> Any:
             if not isinstance(err, clean):
                 raise
             print(line, file=sys.stderr)
-            sys.exit(2)
+            sys.exit(1 if isinstance(err, NothingScored) else 2)
         import traceback
 
         job_dir.mkdir(parents=True, exist_ok=True)
