@@ -47,16 +47,16 @@ def hyperband(ctx: SearchContext, propose: Callable[[], str | None],
     at_top: list[str] = []
     iterations = 0
     while iterations < cfg.hb_iterations and not ctx.exhausted():
-        sizes, budgets = schedule[iterations % len(schedule)]
+        sizes, _ = schedule[iterations % len(schedule)]
         iterations += 1
         configs = [a for a in (propose() for _ in range(sizes[0])) if a is not None]
-        for stage, budget in enumerate(budgets):
+        for stage in range(len(sizes)):  # the last stage of every bracket is at max_budget
             for arch in configs:
                 if ctx.exhausted() or ctx.evaluate(arch) is None:
                     return _incumbent(ctx, at_top, iterations)
                 if stage == 0 and told is not None:
                     told(arch, float(ctx.scorer.scores([arch])[0]))
-                if budget == budgets[-1] and budget >= cfg.max_budget:
+                if stage == len(sizes) - 1:
                     at_top.append(arch)
             if stage + 1 < len(sizes):
                 order = np.argsort(-ctx.scorer.scores(configs), kind="stable")[:sizes[stage + 1]]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from ntkexp.benchmarks import GroundTruth
 from ntkexp.search.scorer import BudgetExhausted, Guide
@@ -28,7 +27,6 @@ class SimulatedTraining:
     dataset: str
     budget_seconds: float
     spent: float = 0.0
-    evaluations: int = 0
     charges: list[float] = field(default_factory=list)
     archs: list[str] = field(default_factory=list)  # every evaluated arch, in order, repeats included
     refused: str | None = None  # the arch whose training would have crossed the budget (it ended the search)
@@ -44,11 +42,12 @@ class SimulatedTraining:
         self._seconds = frame[self.epoch_column].to_dict()
         self._acc = {epochs: frame[col].to_dict() for epochs, col in self.fidelities.items() if col in frame.columns}
 
+    @property
+    def evaluations(self) -> int:
+        return len(self.archs)
+
     def exhausted(self) -> bool:
         return self.spent >= self.budget_seconds
-
-    def has_fidelity(self, epochs: int) -> bool:
-        return epochs in self._acc
 
     def cost(self, arch: str, epochs: int = 12) -> float:
         return float(self._seconds[arch]) * epochs
@@ -68,7 +67,6 @@ class SimulatedTraining:
         self.spent += charge
         self.charges.append(charge)
         self.archs.append(arch)
-        self.evaluations += 1
         return float(self._acc[epochs][arch])
 
 
@@ -94,6 +92,3 @@ class ClockGuide(Guide):
 
     def direction(self, name: str) -> int:
         return 1
-
-    def _combine(self, columns: dict[str, np.ndarray]) -> np.ndarray:  # one value: never combined
-        raise NotImplementedError
