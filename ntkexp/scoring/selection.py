@@ -49,6 +49,16 @@ def _unique(archs: list[str], what: str) -> list[str]:
     return seen
 
 
+def named_archs(ctx: RunContext) -> list[str]:
+    """The archs named by ``archs`` and the lines of ``archs_file``, each validated by the space and kept once (empty
+    when none is named)."""
+    cfg = ctx.config
+    named = list(cfg.archs or [])
+    if cfg.archs_file:
+        named += read_arch_file(Path(cfg.archs_file))
+    return _unique([ctx.space.validate(a) for a in named], "archs/archs_file") if named else []
+
+
 def choose_archs(ctx: RunContext, minimum: int = 2) -> list[str]:
     """The named list ``archs`` (and/or the lines of ``archs_file``), each once; else ``n_archs`` drawn without
     replacement (by ``seed``) from the ground truth's archs (or from one accuracy decile, ``task.decile``); else
@@ -62,11 +72,8 @@ def choose_archs(ctx: RunContext, minimum: int = 2) -> list[str]:
         available = decile_pool(gt.frame[ctx.accuracy_key], cfg.task.decile, cfg.task.n_deciles)
     if cfg.archs is not None and not cfg.archs and not cfg.archs_file:
         raise ValueError("archs=[] names no arch; name at least 2, or leave archs unset to sample n_archs")
-    named = list(cfg.archs or [])
-    if cfg.archs_file:
-        named += read_arch_file(Path(cfg.archs_file))
-    if named:
-        archs = _unique([ctx.space.validate(a) for a in named], "archs/archs_file")
+    archs = named_archs(ctx)
+    if archs:
         if len(archs) < minimum:
             raise ValueError(f"{len(archs)} arch named: a rank correlation needs at least {minimum} archs")
         pool = set(available)

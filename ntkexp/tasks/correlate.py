@@ -90,6 +90,21 @@ def score_archs(ctx: RunContext, scorer: ArchScorer, archs: list[str], with_accu
     return frame
 
 
+def write_scores(out: RunOutput, frame: pd.DataFrame, names: list[str]) -> None:
+    """``scores.csv`` (one row per arch: its scores, train stats and accuracy where there are any, flags, seconds,
+    and the error of an arch that failed) and the same table, without the errors, on the dashboard."""
+    optional = [c for c in ("train_loss", "train_acc", "accuracy") if c in frame]
+    columns = ["arch", "index", *names, *optional, "flags", "seconds", "cached"]
+    out.table("scores", frame[columns + (["error"] if "error" in frame else [])], log=False)
+    out.logger.log_table("scores", frame[columns])
+
+
+def scoring_counts(frame: pd.DataFrame, scorer: ArchScorer) -> dict[str, Any]:
+    """How many archs were flagged, computed and read from the cache, and the seconds their scores cost."""
+    return {"n_flagged": int((frame["flags"] != "").sum()), "n_computed": scorer.n_computed,
+            "n_cached": scorer.n_cached, "score_seconds_total": float(frame["seconds"].sum())}
+
+
 def run_correlate(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     archs = choose_archs(ctx)
     scorer = ArchScorer(ctx)
@@ -102,11 +117,8 @@ def run_correlate(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
              ",".join(ctx.selection.names), ctx.ntk.bn_mode, ctx.init.name, ctx.ntk.batch_size, ctx.device)
     frame = score_archs(ctx, scorer, archs)
     names = ctx.selection.names
-    extra = [c for c in ("train_loss", "train_acc") if c in frame]
-    columns = ["arch", "index", *names, *extra, "accuracy", "flags", "seconds", "cached"]
-    out.table("scores", frame[columns + (["error"] if "error" in frame else [])], log=False)
+    write_scores(out, frame, names)
     out.training_curves(scorer.curves)
-    out.logger.log_table("scores", frame[columns])
 
     gt = ctx.require_ground_truth()
     key = ctx.accuracy_key
@@ -118,10 +130,7 @@ def run_correlate(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
         "ground_truth": gt.provenance(),
         "correlations": correlations,
         "directions": {n: direction_of(n) for n in names},
-        "n_flagged": int((frame["flags"] != "").sum()),
-        "n_computed": scorer.n_computed,
-        "n_cached": scorer.n_cached,
-        "score_seconds_total": float(frame["seconds"].sum()),
+        **scoring_counts(frame, scorer),
         "device_note": device_note,
     }
     flat = {f"{m}/{k}": v for m, row in correlations.items() for k, v in row.items() if k != "direction"}

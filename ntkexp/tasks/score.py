@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from ntkexp.scoring import ArchScorer, RunContext
-from ntkexp.scoring.selection import read_arch_file
+from ntkexp.scoring.selection import named_archs
 from ntkexp.tables import aggregate, markdown, write_csv
 from ntkexp.tasks.base import RunOutput, register_task
-from ntkexp.tasks.correlate import score_archs
+from ntkexp.tasks.correlate import score_archs, scoring_counts, write_scores
 
 log = logging.getLogger("ntkexp")
 
@@ -24,9 +24,9 @@ log = logging.getLogger("ntkexp")
 def space_archs(ctx: RunContext) -> list[str]:
     """The named archs (validated by the space, each once), else ``n_archs`` distinct ones drawn from the space."""
     cfg = ctx.config
-    named = list(cfg.archs or []) + (read_arch_file(Path(cfg.archs_file)) if cfg.archs_file else [])
+    named = named_archs(ctx)
     if named:
-        return list(dict.fromkeys(ctx.space.validate(a) for a in named))
+        return named
     if cfg.n_archs is None or cfg.n_archs < 1:
         raise ValueError("task=score draws n_archs archs from the space (give a number, or name archs with "
                          "archs=[...] or archs_file=...); n_archs=null means 'every benchmark arch' and there is no "
@@ -47,12 +47,8 @@ def run_score(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
              ",".join(ctx.selection.names))
     frame = score_archs(ctx, scorer, archs, with_accuracy=False)
     names = ctx.selection.names
-    columns = ["arch", "index", *names, "flags", "seconds", "cached"]
-    out.table("scores", frame[columns + (["error"] if "error" in frame else [])], log=False)
-    out.logger.log_table("scores", frame[columns])
-    payload = {"n_archs": len(frame), **scorer.description(),
-               "n_flagged": int((frame["flags"] != "").sum()), "n_computed": scorer.n_computed,
-               "n_cached": scorer.n_cached, "score_seconds_total": float(frame["seconds"].sum()),
+    write_scores(out, frame, names)
+    payload = {"n_archs": len(frame), **scorer.description(), **scoring_counts(frame, scorer),
                "note": "scores only: a correlation with accuracy needs the benchmark (task=correlate)"}
     summary = out.summary("score", payload, {"n_archs": len(frame)}, scorer.conventions)
     print(frame[["arch", *names]].to_string(index=False, max_colwidth=60))
