@@ -124,10 +124,12 @@ def interrupted_note(cfg: DictConfig) -> str:
     """What an interrupted run kept: the scores committed to the cache (each arch's row is whole or absent)."""
     if not cfg.get("use_cache", True):
         return "the cache was off (use_cache=false): nothing was kept"
-    path = Path(cfg.paths.cache_dir) / "scores.sqlite"
-    try:
-        import sqlite3
+    import sqlite3
 
+    from ntkexp.store import CACHE_FILE
+
+    path = Path(cfg.paths.cache_dir) / CACHE_FILE
+    try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0) as db:
             rows = int(db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
     except Exception:  # no cache yet, or one being written: say what is known

@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 
+#: the score cache's file in ``paths.cache_dir``
+CACHE_FILE = "scores.sqlite"
+
+
 def config_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -22,7 +22,7 @@ from ntkexp.init import InitConfig
 from ntkexp.metrics import MetricSelection, expand
 from ntkexp.ntk import NTKConfig
 from ntkexp.spaces import SPACES, SearchSpace
-from ntkexp.store import ScoreStore
+from ntkexp.store import CACHE_FILE, ScoreStore
 from ntkexp.train import TrainConfig
 
 
@@ -126,7 +126,7 @@ class RunContext:
         device = resolve_device(config.device)
         data = ArrayDataModule(data_cfg, seed=config.seed, device=device, epoch_images=config.trainer.epoch_images,
                                epoch_steps=config.trainer.epoch_steps)
-        store_path = Path(config.paths.cache_dir) / "scores.sqlite" if config.use_cache else None
+        store_path = Path(config.paths.cache_dir) / CACHE_FILE if config.use_cache else None
         return cls(config=config, resolved=resolved, space=space, ground_truth=ground_truth, data=data, device=device,
                    store=ScoreStore(store_path), selection=selection, seed=config.seed, ntk=config.ntk,
                    init=config.init, dataset=config.dataset, train=config.trainer)
