@@ -149,6 +149,8 @@ class RunConfig:
     archs: list[str] | None = None  # a named list instead of sampling
     archs_file: str | None = None  # or a text file of archs, one per line ('#' starts a comment)
     use_cache: bool = True
+    download: bool = True  # fetch a missing public data set or benchmark file (ntkexp.downloads); false: say how
+    download_mirror: str | None = None  # fetch from <mirror>/<file name> instead of each file's own URL
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # torch CPU threads (None: torch's default)
     name: str = MISSING  # run name (set in config.yaml from the choices)

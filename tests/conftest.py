@@ -39,6 +39,9 @@ torch.set_num_threads(_THREADS)
 # property-based tests draw the same examples on every run
 hypothesis.settings.register_profile("ntkexp", derandomize=True, deadline=None)
 hypothesis.settings.load_profile("ntkexp")
+# no test reaches the internet: a missing data set or benchmark file is an error naming its URL (test_downloads
+# turns downloads on against its own local server)
+os.environ["NTKEXP_DOWNLOAD"] = "false"
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 register_configs()

@@ -18,7 +18,7 @@ from .conftest import ROOT, make_cfg
 #: ntkexp's modules from the bottom up; a module may import only from its own package or from one listed before it
 LAYERS = [
     ["io", "registry", "resources"],
-    ["plotting", "tables", "store", "init", "ntk", "spaces", "loggers"],
+    ["plotting", "tables", "store", "init", "ntk", "spaces", "loggers", "downloads"],
     ["data", "benchmarks"],
     ["metrics"],
     ["stats", "train", "api"],

@@ -4,12 +4,14 @@ says in one line what is missing and points to it."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ntkexp.main import run
 
@@ -18,13 +20,20 @@ from .conftest import ROOT, make_cfg
 CARD = ["search_space=nds_darts", "metric=ncn", "init=gaussian"]
 
 
-def test_the_design_cards_command_without_the_nds_data_is_one_line_pointing_to_task_score(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "run.py", *CARD, "logger=none", f"paths.data_root={tmp_path / 'none'}",
-                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+@pytest.mark.parametrize("network", ["none", "download=false"])
+def test_the_design_cards_command_without_the_nds_data_is_one_line_pointing_to_task_score(tmp_path: Path,
+                                                                                          network: str) -> None:
+    with socket.socket() as sock:  # a port nothing listens on: as good as no network, and quick
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    offline = ["download=true", f"download_mirror={dead}"] if network == "none" else ["download=false"]
+    proc = subprocess.run([sys.executable, "run.py", *CARD, *offline, "logger=none",
+                           f"paths.data_root={tmp_path / 'none'}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert "benchmark ground truth not found" in last and "task=score" in last
+    assert proc.stderr.count("\n") == 1
+    assert "benchmark ground truth not found" in proc.stderr and "task=score" in proc.stderr
+    assert "https://dl.fbaipublicfiles.com/nds/data.zip" in proc.stderr  # the exact URL, for the manual way
 
 
 def test_task_score_scores_nds_darts_archs_with_no_benchmark(tmp_path: Path) -> None:

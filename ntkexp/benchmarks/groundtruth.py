@@ -44,6 +44,7 @@ ALIASES = {
 NB201_DATASETS = {"cifar10": "ori-test", "cifar100": "x-test", "ImageNet16-120": "x-test"}
 METADATA = {"arch_str", "arch_index", "UniqueString", "hash", "params", "params_mb", "n_seeds", "train_seconds"}
 NOT_FINAL = ("_valid", "_12ep", "_seconds", "_mb")
+NO_BENCHMARK = "Without it, task=score scores archs of the space (no correlation)."
 
 
 @dataclass
@@ -59,6 +60,7 @@ class BenchmarkConfig:
     column_map: dict[str, str] = field(default_factory=dict)  # dataset key -> table column (e.g. cifar10 -> cifar10_valid)
     expected_rows: int | None = None  # how many archs the complete benchmark has (None: not known)
     allow_incomplete: bool = False  # use a table with fewer rows than expected_rows anyway
+    resource: str | None = None  # the ntkexp.downloads resource that provides ``source`` (fetched when missing)
 
 
 class GroundTruth:
@@ -278,11 +280,18 @@ def _check_complete(gt: GroundTruth, cfg: BenchmarkConfig) -> GroundTruth:
     return gt
 
 
-def load_ground_truth(cfg: BenchmarkConfig) -> GroundTruth:
+def load_ground_truth(cfg: BenchmarkConfig, fetch: Callable[[str], Path] | None = None) -> GroundTruth:
     """The table at ``cfg.table``; converted from ``cfg.source`` first when only the official benchmark is present,
-    or again when the source it was converted from has changed (see the module docstring)."""
+    or again when the source it was converted from has changed (see the module docstring). With ``fetch`` (e.g.
+    :func:`ntkexp.downloads.fetcher`), a missing source is downloaded first when ``cfg.resource`` names where from."""
     table = resolve_path(cfg.table) if cfg.table else None
     source = resolve_path(cfg.source) if cfg.source else None
+    if fetch is not None and cfg.resource and source is not None and not source.exists() \
+            and not (table is not None and table.exists() and not _sidecar(table).exists()):
+        try:
+            fetch(cfg.resource)  # downloads the benchmark files
+        except MissingFileError as err:  # off, no network, a bad download: one line, with what can be done instead
+            raise type(err)(f"benchmark ground truth not found: looked for {source}; {err}. {NO_BENCHMARK}") from None
     if table is not None and table.exists():
         sidecar = _sidecar(table)
         recorded = json.loads(sidecar.read_text()) if sidecar.exists() else None
@@ -306,6 +315,5 @@ def load_ground_truth(cfg: BenchmarkConfig) -> GroundTruth:
     looked = [str(p) for p in (table, source) if p is not None]
     raise MissingFileError(
         f"benchmark ground truth not found: looked for {' and '.join(looked) or '(no path configured)'}. "
-        f"{cfg.how_to_get} Set search_space.benchmark.table=<file> (or paths.data_root=<dir>). Without it, "
-        "task=score scores archs of the space (no correlation)."
+        f"{cfg.how_to_get} Set search_space.benchmark.table=<file> (or paths.data_root=<dir>). {NO_BENCHMARK}"
     )

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from ntkexp.data.sources import DataSplit, load_arrays
+from ntkexp.downloads import DownloadSettings
 
 
 @dataclass
@@ -143,8 +144,10 @@ class ArrayDataModule(L.LightningDataModule):
     """Train/test splits of one data set, normalised with the benchmark's mean and std."""
 
     def __init__(self, cfg: DataConfig, seed: int = 0, device: str | torch.device = "cpu",
-                 epoch_images: int | None = None, epoch_steps: int | None = None) -> None:
+                 epoch_images: int | None = None, epoch_steps: int | None = None,
+                 download: DownloadSettings | None = None) -> None:
         super().__init__()
+        self.download = download  # how a missing data set is fetched (None: never)
         if cfg.loader not in ("tensor", "dataloader"):
             raise ValueError(f"dataset.loader must be 'tensor' or 'dataloader', got {cfg.loader!r}")
         self.cfg, self.seed, self.device = cfg, seed, torch.device(device)
@@ -157,7 +160,8 @@ class ArrayDataModule(L.LightningDataModule):
         if self._train is not None:
             return
         cfg = self.cfg
-        train, test = load_arrays(cfg.kind, root=cfg.root, path=cfg.path, num_classes=cfg.num_classes, keys=cfg.keys)
+        train, test = load_arrays(cfg.kind, root=cfg.root, path=cfg.path, num_classes=cfg.num_classes, keys=cfg.keys,
+                                  download=self.download)
         if cfg.train_subset is not None:
             train = DataSplit(train.x[: cfg.train_subset], train.y[: cfg.train_subset])
         for split_name, split in (("train", train), ("test", test)):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ntkexp.downloads import RESOURCES, DownloadSettings, ensure
 from ntkexp.io import MissingFileError, resolve_path
 
 DATASET_KINDS = ("cifar10", "cifar100", "imagenet16", "npz", "digits")
@@ -49,9 +50,12 @@ def _unpickle(path: Path) -> dict:
         raise ValueError(f"{path} is not a readable data pickle ({err}); the file is truncated or corrupt") from None
 
 
-def _cifar(root: Path, name: str) -> tuple[DataSplit, DataSplit]:
-    how = (f"Download the python version of {name.upper()} (https://www.cs.toronto.edu/~kriz/) and unpack it "
-           f"under dataset.root (set dataset.root=... or paths.data_root=...).")
+def _cifar(root: Path, name: str, download: DownloadSettings | None) -> tuple[DataSplit, DataSplit]:
+    resource = RESOURCES[name]
+    if download is not None:  # fetched (or refused with the URL and the manual steps) when missing
+        ensure(resource, root, download)
+    how = (f"Download the python version of {name.upper()} ({resource.url}) and unpack it under dataset.root (set "
+           f"dataset.root=... or paths.data_root=...), or let ntkexp download it (download=true).")
     if name == "cifar10":
         base = _require(root / "cifar-10-batches-py", "CIFAR-10 directory", how)
         train = [_unpickle(_require(base / f"data_batch_{i}", "CIFAR-10 batch", how)) for i in range(1, 6)]
@@ -71,8 +75,7 @@ def _cifar(root: Path, name: str) -> tuple[DataSplit, DataSplit]:
 
 
 def _imagenet16(root: Path, num_classes: int) -> tuple[DataSplit, DataSplit]:
-    how = ("Get ImageNet16 (Chrabaszcz et al. 2017, the files NAS-Bench-201 used: train_data_batch_1..10, val_data) "
-           "and put them in dataset.root.")
+    how = f"Get {RESOURCES['imagenet16_120'].description} and put them in dataset.root. {RESOURCES['imagenet16_120'].manual}"
     base = _require(root, "ImageNet16 directory", how)
 
     def read(names: list[str]) -> DataSplit:
@@ -125,10 +128,12 @@ def _digits(seed: int = 0) -> tuple[DataSplit, DataSplit]:
 
 
 def load_arrays(kind: str, root: str | Path = ".", path: str | Path | None = None, num_classes: int = 10,
-                keys: dict[str, str] | None = None) -> tuple[DataSplit, DataSplit]:
-    """(train, test) splits of the data set ``kind``."""
+                keys: dict[str, str] | None = None,
+                download: DownloadSettings | None = None) -> tuple[DataSplit, DataSplit]:
+    """(train, test) splits of the data set ``kind``; with ``download``, CIFAR-10/100 missing under ``root`` are
+    fetched first (:mod:`ntkexp.downloads`)."""
     if kind == "cifar10" or kind == "cifar100":
-        return _cifar(Path(root), kind)
+        return _cifar(Path(root).expanduser(), kind, download)
     if kind == "imagenet16":
         return _imagenet16(Path(root), num_classes)
     if kind == "npz":

@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ntkexp.benchmarks import GroundTruth, load_ground_truth
+from ntkexp.downloads import DownloadSettings, fetcher
 from ntkexp.config import RunConfig
 from ntkexp.data import ArrayDataModule, DataConfig
 from ntkexp.init import InitConfig
@@ -115,9 +116,12 @@ class RunContext:
             raise ValueError(f"ntk.logit_index={ntk.logit_index} is not a class of {data_cfg.name} "
                              f"(0..{data_cfg.num_classes - 1})")
         space = build_space(config.search_space.name, dict(config.search_space.kwargs))
+        download = DownloadSettings(enabled=config.download, mirror=config.download_mirror,
+                                    progress=config.task.progress)
         ground_truth = None
         if need_ground_truth:
-            ground_truth = load_ground_truth(config.search_space.benchmark)
+            ground_truth = load_ground_truth(config.search_space.benchmark,
+                                             fetcher(config.paths.data_root, download))
             column = data_cfg.benchmark_key if config.target == "test" else f"{data_cfg.benchmark_key}_valid"
             hint = (f"; dataset={data_cfg.name} does not go with this search_space's benchmark" if config.target == "test"
                     else f"; the benchmark records no validation accuracy for {data_cfg.benchmark_key} (use target=test)")
@@ -125,7 +129,7 @@ class RunContext:
             ground_truth.validate_archs(space.validate)
         device = resolve_device(config.device)
         data = ArrayDataModule(data_cfg, seed=config.seed, device=device, epoch_images=config.trainer.epoch_images,
-                               epoch_steps=config.trainer.epoch_steps)
+                               epoch_steps=config.trainer.epoch_steps, download=download)
         store_path = Path(config.paths.cache_dir) / CACHE_FILE if config.use_cache else None
         return cls(config=config, resolved=resolved, space=space, ground_truth=ground_truth, data=data, device=device,
                    store=ScoreStore(store_path), selection=selection, seed=config.seed, ntk=config.ntk,

@@ -1,0 +1,56 @@
+"""``python -m ntkexp.data status``: every data set and benchmark ntkexp knows, whether it is present, where, its
+size and how it is got; ``python -m ntkexp.data fetch <name> ...``: download resources now (see
+:mod:`ntkexp.downloads`). The data root is ``--data-root``, else ``$NTKEXP_DATA_ROOT``, else ``./data`` (the
+default of ``paths.data_root``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from ntkexp.downloads import RESOURCES, DownloadError, DownloadSettings, ensure, status
+
+
+def _default_root() -> str:
+    return os.environ.get("NTKEXP_DATA_ROOT", os.path.join(os.environ.get("NTKEXP_ROOT", "."), "data"))
+
+
+def _size(n: int) -> str:
+    return "-" if not n else f"{n / 2**20:,.1f} MB"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ntkexp.data", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", default=_default_root(), help="where data sets and benchmark files live")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("status", help="list every data set and benchmark, present or not")
+    fetch = commands.add_parser("fetch", help="download resources now")
+    fetch.add_argument("names", nargs="+", help=f"one or more of: {', '.join(RESOURCES)}")
+    fetch.add_argument("--mirror", default=None, help="fetch <mirror>/<file name> instead of each file's own URL")
+    args = parser.parse_args(argv)
+
+    if args.command == "status":
+        print(f"data root: {os.path.abspath(args.data_root)}")
+        rows = status(args.data_root)
+        width = max(len(r["name"]) for r in rows)
+        for r in rows:
+            state = "present" if r["present"] else "partial" if r["partial"] else "missing"
+            print(f"{r['name']:<{width}}  {r['kind']:<9}  {state:<7}  {_size(int(r['bytes'])):>10}  {r['how']:<26}  "
+                  f"{r['path']}")
+        return 0
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = DownloadSettings(mirror=args.mirror)
+    for name in args.names:
+        try:
+            print(f"{name}: {ensure(name, args.data_root, settings)}")
+        except (DownloadError, ValueError, OSError) as err:
+            print(f"ntkexp: error: {err}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
