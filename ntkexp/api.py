@@ -22,6 +22,7 @@ from torch import nn
 from ntkexp.metrics import COMBINATIONS, METRICS, MetricContext, MetricSettings, compute_metrics
 from ntkexp.ntk import NTKConfig
 from ntkexp.ntk import empirical_ntk as _empirical_ntk
+from ntkexp.registry import load_plugins
 
 
 @dataclass
@@ -76,6 +77,7 @@ def score(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, metrics:
     that use it. ``held_out`` is a second labelled batch for the kernel-regression metrics (``ntk_mse``, ``s_e``,
     ``s_g``); ``num_classes`` defaults to the model's output width. ``settings`` holds the settings of metrics with
     their own (linear regions, GradSign). The model's weights are not changed."""
+    load_plugins()  # metrics that installed packages register through the ntkexp.plugins entry points
     names = list(dict.fromkeys(metrics))
     combos = [n for n in names if n in COMBINATIONS]
     if combos:

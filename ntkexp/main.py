@@ -42,6 +42,9 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     from ntkexp.scoring import RunContext, to_run_config
     from ntkexp.tasks import TASKS, RunOutput
 
+    from ntkexp.registry import load_plugins
+
+    load_plugins(list(cfg.get("plugins") or []))  # a user's own metrics, spaces, ... register themselves on import
     config = to_run_config(cfg)
     run_dir = Path(run_dir or config.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Generic, Iterator, TypeVar
 
 T = TypeVar("T")
+#: said with every unknown name: how a user's own implementation becomes known
+PLUGIN_HINT = ("(one of your own registers itself when its module is imported: plugins=[<module>] or an "
+               "ntkexp.plugins entry point)")
 
 
 class UnknownNameError(KeyError):
@@ -46,7 +49,7 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(sorted(self._items))}"
+                f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(sorted(self._items))} {PLUGIN_HINT}"
             ) from None
 
     def names(self) -> list[str]:
@@ -57,3 +60,34 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._items))
+
+
+#: the entry-point group through which an installed package adds metrics, spaces, algorithms or tasks
+PLUGIN_GROUP = "ntkexp.plugins"
+
+
+class PluginError(ValueError):
+    """A plug-in module that cannot be imported (the message names it and why)."""
+
+
+def load_plugins(modules: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Import every module registered under the ``ntkexp.plugins`` entry-point group by an installed package, then
+    ``modules`` (dotted names, e.g. a run's ``plugins=[mypkg.metrics]``); importing one runs its ``register_*``
+    calls. Returns the names imported (a module already imported is not imported again)."""
+    import importlib
+    import sys
+    from importlib.metadata import entry_points
+
+    found = [(f"entry point {ep.name} = {ep.value}", ep.value.split(":")[0]) for ep in entry_points(group=PLUGIN_GROUP)]
+    found += [(f"plugins=[{name}]", name) for name in modules]
+    loaded = []
+    for origin, module in found:
+        if module in sys.modules:
+            continue
+        try:
+            importlib.import_module(module)
+        except Exception as err:  # noqa: BLE001 - any failure inside a user's module is reported in one line
+            raise PluginError(f"the plug-in module {module!r} ({origin}) cannot be imported: "
+                              f"{type(err).__name__}: {err}") from None
+        loaded.append(module)
+    return loaded

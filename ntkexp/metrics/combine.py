@@ -14,7 +14,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from ntkexp.metrics.base import METRICS, Metric, oriented
-from ntkexp.registry import Registry
+from ntkexp.registry import PLUGIN_HINT, Registry
 
 RULES = ("sum_of_ranks", "borda")
 ALL = "all"
@@ -122,5 +122,5 @@ def expand(names: list[str]) -> MetricSelection:
             add(name)
         else:
             raise ValueError(f"unknown metric {name!r}; valid metrics: "
-                             f"{', '.join(METRICS.names() + COMBINATIONS.names() + [ALL])}")
+                             f"{', '.join(METRICS.names() + COMBINATIONS.names() + [ALL])} {PLUGIN_HINT}")
     return MetricSelection(tuple(metrics), tuple(combos), names[0])
