@@ -7,6 +7,7 @@ Written results keep the permissions the user's umask gives a new file (a tempor
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -21,6 +22,33 @@ PKG_PREFIX = "pkg://"
 
 class MissingFileError(FileNotFoundError):
     """A data or benchmark file that is not where the config says; the message says how to get it."""
+
+
+#: errors that come from where a file lives, not from what it holds: never reported as a damaged file
+STORAGE_REASONS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                   errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                   errno.EPERM: "permission denied"}
+
+
+class StorageError(OSError):
+    """A file that cannot be read or written because of where it lives (a full disk, a read-only or forbidden path),
+    not because of what it holds; the message says which, and that nothing was damaged."""
+
+    def __str__(self) -> str:  # the message alone, without OSError's "[Errno 28]" prefix
+        return str(self.strerror)
+
+
+def storage_error(err: BaseException, path: str | Path, doing: str) -> StorageError | None:
+    """A one-line :class:`StorageError` for ``err`` (raised while ``doing`` ``path``, e.g. "write", "read") when it
+    is a full disk, a quota, a read-only file system or a refused permission; None for any other error."""
+    if isinstance(err, StorageError):
+        return err
+    if not isinstance(err, OSError) or err.errno not in STORAGE_REASONS:
+        return None
+    reason = STORAGE_REASONS[err.errno]
+    advice = ("free some space (or point the path at another disk) and run again"
+              if err.errno in (errno.ENOSPC, errno.EDQUOT) else "use a path you can write to (or read)")
+    return StorageError(err.errno, f"cannot {doing} {path}: {reason} ({err.strerror}); nothing was damaged: {advice}")
 
 
 def resolve_path(path: str | Path) -> Path:
@@ -42,15 +70,21 @@ def atomic_write(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; it replaces ``path`` only when the block finishes without error.
 
     The result gets the mode a plainly created file would (0666 less the umask)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as err:  # a full disk or a forbidden path: one line naming the file; the old file is untouched
+        storage = storage_error(err, path, "write")
+        if storage is None:
+            raise
+        raise storage from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 

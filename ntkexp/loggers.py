@@ -113,6 +113,7 @@ class WandbLogger(ExperimentLogger):
 
     def finish(self, exit_code: int = 0) -> None:
         self.run.finish(exit_code=exit_code)
+        log.info("W&B run %s finished (%s)", self.run.id, "done" if exit_code == 0 else f"failed, exit code {exit_code}")
 
 
 def build_logger(cfg: LoggerConfig, run_dir: Path, config: dict[str, Any], name: str) -> ExperimentLogger:

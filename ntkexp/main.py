@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -141,6 +143,23 @@ def interrupted_note(cfg: DictConfig) -> str:
             "already scored are read back, not computed again)")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's time limit, ``kill``), raised where the run is so that it unwinds as Ctrl-C does: the
+    scores kept are committed, the W&B run is finished (as failed), one line says how to resume."""
+
+
+def _terminate_like_ctrl_c() -> Any:
+    """Make SIGTERM raise :class:`Terminated` in this (main) thread; returns the handler it replaced (None when
+    signals cannot be set here, e.g. outside the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
 def run_cli(cfg: DictConfig) -> Any:
     """``run`` for the command line. A single run: user errors become one line and exit status 2, a run in which
     nothing scored one line and status 1, Ctrl-C one line and status 130. A sweep's job: any error is recorded in
@@ -155,13 +174,15 @@ def run_cli(cfg: DictConfig) -> Any:
     job_dir = Path(cfg.paths.output_dir)
     (job_dir / FAILED).unlink(missing_ok=True)  # a job run again starts clean
     clear_earlier_results(job_dir)
+    previous = _terminate_like_ctrl_c()
     try:
         return run(cfg)
-    except KeyboardInterrupt:
-        line = f"ntkexp: interrupted; {interrupted_note(cfg)}"
+    except KeyboardInterrupt as err:
+        how = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+        line = f"ntkexp: {how}; {interrupted_note(cfg)}"
         log.error(line)
         print(line, file=sys.stderr)
-        sys.exit(130)  # the shell's status for Ctrl-C
+        sys.exit(143 if isinstance(err, Terminated) else 130)  # the shell's statuses for SIGTERM and Ctrl-C
     except Exception as err:
         line = f"ntkexp: error: {err}" if isinstance(err, clean) else f"ntkexp: error: {type(err).__name__}: {err}"
         log.error(line)
@@ -176,6 +197,9 @@ def run_cli(cfg: DictConfig) -> Any:
         detail = "" if isinstance(err, clean) else "\n" + traceback.format_exc()
         (job_dir / FAILED).write_text(line.removeprefix("ntkexp: error: ") + "\n" + detail)
         return None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 class SweepFailures(Callback):

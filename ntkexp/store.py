@@ -8,11 +8,14 @@ busy timeout let concurrent jobs share one file; a row is either fully committed
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import sqlite3
 from pathlib import Path
 from typing import Any
+
+from ntkexp.io import StorageError
 
 
 #: the score cache's file in ``paths.cache_dir``
@@ -39,16 +42,41 @@ class ScoreStore:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self._db.commit()
-        except sqlite3.DatabaseError as err:
+        except sqlite3.OperationalError as err:  # where the file lives (full, read-only, forbidden), not what it holds
+            raise self._storage(err, "open") from None
+        except sqlite3.DatabaseError as err:  # "file is not a database", "database disk image is malformed"
             raise ValueError(f"score cache {self.path} is corrupt ({err}); delete it (scores are recomputed)") from None
 
+    def _storage(self, err: sqlite3.OperationalError, doing: str) -> OSError:
+        """A one-line error for SQLite's operational failures, which are about the disk, not the cache's contents."""
+        text = str(err).lower()
+        if "full" in text:
+            reason, code = "the disk is full", errno.ENOSPC
+        elif "readonly" in text or "read-only" in text:
+            reason, code = "it is read-only (a read-only file system or file)", errno.EROFS
+        elif "unable to open" in text:
+            reason, code = "it cannot be opened (a folder of that name, or no permission)", errno.EACCES
+        elif "locked" in text or "busy" in text:
+            reason, code = "another process holds it locked for over a minute", errno.EBUSY
+        else:
+            reason, code = f"SQLite: {err}", errno.EIO
+        return StorageError(code, f"cannot {doing} the score cache {self.path}: {reason}; the scores kept in it are "
+                                  "intact (each row is committed whole or not at all): fix that and run the same "
+                                  "command again to resume")
+
     def get(self, key: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT value FROM scores WHERE key = ?", (key,)).fetchone()
+        try:
+            row = self._db.execute("SELECT value FROM scores WHERE key = ?", (key,)).fetchone()
+        except sqlite3.OperationalError as err:
+            raise self._storage(err, "read") from None
         return None if row is None else json.loads(row[0])
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        with self._db:  # one transaction per row: committed whole or not at all
-            self._db.execute("INSERT OR REPLACE INTO scores (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+        try:
+            with self._db:  # one transaction per row: committed whole or not at all
+                self._db.execute("INSERT OR REPLACE INTO scores (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+        except sqlite3.OperationalError as err:  # e.g. the disk filled up during the run
+            raise self._storage(err, "write to") from None
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])

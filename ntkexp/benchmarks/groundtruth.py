@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ntkexp.io import MissingFileError, atomic_write, resolve_path
+from ntkexp.io import MissingFileError, atomic_write, resolve_path, storage_error
 from ntkexp.spaces.base import InvalidArchError
 
 log = logging.getLogger("ntkexp")
@@ -151,14 +151,22 @@ class GroundTruth:
         return len(self.frame)
 
 
+class DamagedTableError(ValueError):
+    """A ground-truth table that exists but cannot be parsed."""
+
+
 def read_table(path: Path) -> pd.DataFrame:
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
         return pd.read_csv(path)
     except Exception as err:  # pandas/pyarrow raise many types for damaged files
-        raise ValueError(f"ground-truth table {path} cannot be read ({type(err).__name__}: {err}); "
-                         "it is truncated or corrupt: delete it to rebuild it from the benchmark source") from None
+        storage = storage_error(err, path, "read")
+        if storage is not None:  # a forbidden path is not a damaged table
+            raise storage from None
+        raise DamagedTableError(f"ground-truth table {path} cannot be read ({type(err).__name__}: {err}); it is "
+                                "truncated or corrupt: replace it with a good copy (it has no benchmark source "
+                                "configured to rebuild it from)") from None
 
 
 def convert_nats_tss(source: Path, out: Path) -> pd.DataFrame:
@@ -303,10 +311,14 @@ def load_ground_truth(cfg: BenchmarkConfig, fetch: Callable[[str], Path] | None 
                 f"{source} is not there: point paths.data_root at the benchmark files, or use the table as it is "
                 "with search_space.benchmark.source=null")
         if recorded["source"] == source_identity(source):
-            gt = GroundTruth(read_table(table), cfg.label, str(table), dict(cfg.column_map))
-            gt.source = recorded["source"]
-            return _check_complete(gt, cfg)
-        log.info("the benchmark source %s changed since %s was converted from it: converting again", source, table)
+            try:
+                gt = GroundTruth(read_table(table), cfg.label, str(table), dict(cfg.column_map))
+                gt.source = recorded["source"]
+                return _check_complete(gt, cfg)
+            except DamagedTableError as err:  # converted from a source that is still there: convert it again
+                log.warning("%s; converting it again from %s", str(err).split(": replace")[0], source)
+        else:
+            log.info("the benchmark source %s changed since %s was converted from it: converting again", source, table)
     if source is not None and source.exists():
         frame, out = _convert(cfg, source, table)
         gt = GroundTruth(frame, cfg.label, str(out), dict(cfg.column_map))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ntkexp.downloads import RESOURCES, DownloadSettings, ensure
-from ntkexp.io import MissingFileError, resolve_path
+from ntkexp.io import MissingFileError, resolve_path, storage_error
 
 DATASET_KINDS = ("cifar10", "cifar100", "imagenet16", "npz", "digits")
 
@@ -48,6 +48,8 @@ def _unpickle(path: Path) -> dict:
             return pickle.load(fh, encoding="latin1")
     except (pickle.UnpicklingError, EOFError, ValueError) as err:
         raise ValueError(f"{path} is not a readable data pickle ({err}); the file is truncated or corrupt") from None
+    except OSError as err:  # a forbidden path is not a damaged file
+        raise storage_error(err, path, "read") or err from None
 
 
 def _cifar(root: Path, name: str, download: DownloadSettings | None) -> tuple[DataSplit, DataSplit]:
@@ -94,6 +96,8 @@ def _npz(path: Path, keys: dict[str, str]) -> tuple[DataSplit, DataSplit]:
         arrays = np.load(path)
         missing = [k for k in keys.values() if k not in arrays.files]
     except Exception as err:  # zipfile.BadZipFile, OSError, ValueError, EOFError for truncated or foreign files
+        if storage_error(err, path, "read") is not None:  # permission denied is not "truncated or corrupt"
+            raise storage_error(err, path, "read") from None
         raise ValueError(f"{path} is not a readable .npz ({type(err).__name__}: {err}); it is truncated or corrupt") \
             from None
     if missing:

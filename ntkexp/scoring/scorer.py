@@ -20,6 +20,7 @@ import torch
 
 from ntkexp.data import require_training_set
 from ntkexp.init import arch_seed, initialize
+from ntkexp.io import storage_error
 from ntkexp.metrics import MetricContext, MetricSelection, MetricSettings, compute_metrics
 from ntkexp.scoring.context import RunContext
 from ntkexp.scoring.keys import cache_key, dataset_conventions, fingerprint, training_conventions
@@ -347,6 +348,9 @@ class ArchScorer:
         try:
             result, error = compute(), None
         except Exception as err:  # a bad network must not end a run over 15,625 archs
+            storage = storage_error(err, getattr(err, "filename", None) or "a file", "write")
+            if storage is not None:  # a full disk or a forbidden path is no fault of the arch: it ends the run
+                raise storage from None
             result, error = failed(), f"{type(err).__name__}: {err}"
             log.warning("arch %s failed: %s\n%s", arch, error, traceback.format_exc(limit=3))
         seconds = time.perf_counter() - start

@@ -142,10 +142,19 @@ def _literal_call(text: str) -> dict[str, Any]:
     if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == "dict" and not tree.args):
         raise ValueError("not a Genotype(...) expression")
 
+    def literal(node: ast.AST) -> Any:
+        try:
+            return ast.literal_eval(node)
+        except ValueError:  # its message names an AST object, not the text: say which part is not a literal
+            bad = next((n for n in ast.walk(node) if isinstance(n, (ast.Name, ast.Call, ast.Attribute))), node)
+            part = ast.get_source_segment(text, bad) or type(bad).__name__
+            hint = f" (an op name is quoted: '{part}')" if isinstance(bad, ast.Name) else ""
+            raise ValueError(f"{part} is not a literal{hint}") from None
+
     def value(node: ast.AST) -> Any:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
-            return list(range(*[ast.literal_eval(a) for a in node.args]))
-        return ast.literal_eval(node)
+            return list(range(*[literal(a) for a in node.args]))
+        return literal(node)
 
     return {kw.arg: value(kw.value) for kw in tree.keywords if kw.arg}
 

@@ -1,0 +1,189 @@
+"""Where a file lives is not what it holds: a full disk, a read-only or forbidden path is reported as such (never as
+a damaged file, never with advice to delete a healthy cache), and the cache stays intact; SIGTERM unwinds a run as
+Ctrl-C does; a genotype with an unquoted op says which."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
+from ntkexp.data import load_arrays
+from ntkexp.io import StorageError, atomic_write, write_json
+
+from ntkexp.spaces.base import InvalidArchError
+from ntkexp.spaces.nds import parse_genotype
+from ntkexp.store import ScoreStore
+
+from .conftest import ROOT, TINY, make_cfg
+
+
+def _fill_up(store: ScoreStore) -> None:
+    """SQLite's own 'database or disk is full' (SQLITE_FULL), as a full disk gives it: no page may be added."""
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def test_a_cache_on_a_full_disk_says_full_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "scores.sqlite"
+    store = ScoreStore(path)
+    for i in range(5):
+        store.put(f"k{i}", {"values": {"lga": i}})
+    _fill_up(store)
+    with pytest.raises(StorageError, match="the disk is full.*intact.*run the same command again") as info:
+        store.put("big", {"values": {"x": "y" * 200_000}})
+    assert "corrupt" not in str(info.value) and "delete" not in str(info.value)
+    store.close()
+    again = ScoreStore(path)  # every committed row is still there and the file is sound
+    assert len(again) == 5 and again.get("k3") == {"values": {"lga": 3}}
+    assert again._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_cache_that_cannot_be_opened_is_not_called_corrupt_but_a_damaged_one_is(tmp_path: Path) -> None:
+    (tmp_path / "dir.sqlite").mkdir()  # SQLite: "unable to open database file"
+    with pytest.raises(StorageError, match="cannot open the score cache .*cannot be opened") as info:
+        ScoreStore(tmp_path / "dir.sqlite")
+    assert "corrupt" not in str(info.value)
+    (tmp_path / "junk.sqlite").write_bytes(b"this is not a database" * 200)
+    with pytest.raises(ValueError, match="is corrupt"):
+        ScoreStore(tmp_path / "junk.sqlite")
+
+
+def test_a_full_disk_while_scoring_ends_the_run_in_one_line_with_the_cache_intact(tmp_path: Path,
+                                                                                 monkeypatch, capsys) -> None:
+    from ntkexp.main import run_cli
+
+    cfg = make_cfg([*TINY, "n_archs=4", "metric=fnorm"], tmp_path)
+    real_put = ScoreStore.put
+    puts = []
+
+    def put(self: ScoreStore, key: str, value: dict) -> None:
+        if len(puts) == 2:  # the disk fills after two archs: the third row (padded to need new pages) cannot land
+            _fill_up(self)
+            value = {**value, "pad": "x" * 100_000}
+        puts.append(key)
+        real_put(self, key, value)
+
+    monkeypatch.setattr(ScoreStore, "put", put)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(cfg)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the disk is full" in err and "Traceback" not in err, err
+    monkeypatch.setattr(ScoreStore, "put", real_put)
+    cache = ScoreStore(Path(cfg.paths.cache_dir) / "scores.sqlite")
+    assert len(cache) == 2  # the archs scored before the disk filled, whole; the run resumes from them
+
+
+def test_a_full_disk_while_writing_results_names_the_file_and_keeps_the_old_one(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "summary.json"
+    write_json(target, {"old": 1})
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(StorageError, match=f"cannot write {target}: the disk is full"):
+        write_json(target, {"new": 2})
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"old": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]  # no temporary file left
+
+
+def test_permission_denied_is_not_called_truncated_or_corrupt(tmp_path: Path, monkeypatch) -> None:
+    npz = tmp_path / "d.npz"
+    np.savez(npz, train_x=np.zeros((2, 3, 4, 4), np.uint8), train_y=np.zeros(2), test_x=np.zeros((2, 3, 4, 4),
+             np.uint8), test_y=np.zeros(2))
+    table = tmp_path / "gt.csv"
+    table.write_text("arch_str,cifar10\na,1\n")
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(np, "load", forbidden)
+    with pytest.raises(StorageError, match="cannot read .*d.npz: permission denied") as info:
+        load_arrays("npz", path=npz)
+    assert "corrupt" not in str(info.value)
+    monkeypatch.setattr("pandas.read_csv", forbidden)
+    with pytest.raises(StorageError, match="permission denied"):
+        load_ground_truth(BenchmarkConfig(table=str(table)))
+
+
+def test_a_damaged_user_table_is_not_said_to_rebuild_from_a_source_it_lacks(tmp_path: Path) -> None:
+    table = tmp_path / "gt.parquet"
+    table.write_bytes(b"PAR1 garbage")
+    with pytest.raises(ValueError, match="truncated or corrupt") as info:
+        load_ground_truth(BenchmarkConfig(table=str(table)))
+    assert "rebuild it from the benchmark source" not in str(info.value) and "no benchmark source" in str(info.value)
+
+
+def test_a_damaged_converted_table_is_converted_again_from_its_source(tmp_path: Path) -> None:
+    geno = ("Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ('max_pool_3x3', 0), ('dil_conv_3x3', 2), "
+            "('sep_conv_5x5', 1), ('avg_pool_3x3', 0), ('skip_connect', 2), ('sep_conv_3x3', 3)], "
+            "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+            "('max_pool_3x3', 0), ('avg_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+            "('avg_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+    source = tmp_path / "archs.csv"
+    source.write_text(f'"{geno}",80.0\n')
+    cfg = BenchmarkConfig(table=str(tmp_path / "t.parquet"), source=str(source), source_format="darts_csv")
+    assert len(load_ground_truth(cfg)) == 1
+    (tmp_path / "t.parquet").write_bytes(b"PAR1 damaged")  # the converted table damaged; its source unchanged
+    gt = load_ground_truth(cfg)
+    assert len(gt) == 1 and gt.frame["cifar10_valid"].iloc[0] == 80.0
+
+
+def test_an_unquoted_op_in_a_genotype_is_named() -> None:
+    with pytest.raises(InvalidArchError, match=r"sep_conv_3x3 is not a literal \(an op name is quoted") as info:
+        parse_genotype("Genotype(normal=[(sep_conv_3x3, 0), ('skip_connect', 1)], normal_concat=[2], "
+                       "reduce=[('max_pool_3x3', 0), ('skip_connect', 1)], reduce_concat=[2])")
+    assert "<ast." not in str(info.value)
+
+
+def test_sigterm_unwinds_like_ctrl_c_and_finishes_the_wandb_run(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    proc = subprocess.Popen([sys.executable, "run.py", "n_archs=300", "ntk.batch_size=8", "logger=wandb",
+                             f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run_dir}", "threads=1"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cache = tmp_path / "cache" / "scores.sqlite"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:  # wait until a few archs are committed
+        try:
+            if cache.exists() and len(ScoreStore(cache)) >= 2:
+                break
+        except (sqlite3.Error, OSError, ValueError):
+            pass
+        time.sleep(0.5)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("ntkexp: terminated (SIGTERM); the score cache") and "Traceback" not in err
+    log = (run_dir / "run.log").read_text()
+    assert "finished (failed, exit code 1)" in log  # the W&B run was closed, marked failed
+
+
+def test_a_full_disk_inside_an_archs_scoring_ends_the_run_instead_of_flagging_every_arch(tmp_path: Path, monkeypatch,
+                                                                                      capsys) -> None:
+    from ntkexp.main import run_cli
+
+    def full(*args: object, **kwargs: object) -> None:  # e.g. a training checkpoint written inside the computation
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "ckpt.pt"))
+
+    monkeypatch.setattr("ntkexp.scoring.scorer.compute_metrics", full)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(make_cfg([*TINY, "n_archs=3", "metric=fnorm"], tmp_path))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert f"cannot write {tmp_path / 'ckpt.pt'}: the disk is full" in err, err
