@@ -9,7 +9,6 @@ busy timeout let concurrent jobs share one file; a row is either fully committed
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import sqlite3
 from pathlib import Path
@@ -20,10 +19,6 @@ from ntkexp.io import StorageError
 
 #: the score cache's file in ``paths.cache_dir``
 CACHE_FILE = "scores.sqlite"
-
-
-def config_key(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class ScoreStore:

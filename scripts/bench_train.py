@@ -26,7 +26,7 @@ import logging
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import lightning as L
 import numpy as np

@@ -17,7 +17,7 @@ from scipy import stats
 
 from ntkexp.main import run
 
-from .conftest import DIGITS_TABLE, ROOT, TINY, make_cfg, shared
+from .conftest import ROOT, TINY, make_cfg, shared
 
 
 def test_correlate_writes_scores_summary_and_plot(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
-from ntkexp.data import DataConfig, MissingFileError, build_datamodule, load_arrays
+from ntkexp.data import ArrayDataModule, DataConfig, MissingFileError, load_arrays
 from ntkexp.data.datamodule import TensorBatches
 
 from .conftest import DIGITS_TABLE, shared
@@ -88,7 +88,7 @@ def test_cifar_pickle_reader(tmp_path: Path) -> None:
 
 
 def test_digits_datamodule_probe_batch_is_fixed_by_seed() -> None:
-    dm = build_datamodule(DataConfig(name="digits", kind="digits", path=None, in_channels=1, resolution=8, mean=[0.3],
+    dm = ArrayDataModule(DataConfig(name="digits", kind="digits", path=None, in_channels=1, resolution=8, mean=[0.3],
                                      std=[0.4], benchmark_key="digits"))
     x1, y1 = dm.probe_batch(16, seed=3)
     x2, y2 = dm.probe_batch(16, seed=3)

@@ -13,10 +13,10 @@ import pytest
 from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
 from ntkexp.main import run
 from ntkexp.config import SearchAlgoConfig
-from ntkexp.search import SEARCH_ALGOS, Guide, OracleScorer, SearchContext
+from ntkexp.search import SEARCH_ALGOS, OracleScorer, SearchContext
 from ntkexp.spaces import NASBench201
 
-from .conftest import DIGITS, DIGITS_TABLE, make_cfg
+from .conftest import DIGITS_TABLE, make_cfg
 
 GT = load_ground_truth(BenchmarkConfig(table=str(DIGITS_TABLE)))
 SPACE = NASBench201(C=8, N=1)

@@ -19,7 +19,7 @@ import pytest
 
 from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
 from ntkexp.data import load_arrays
-from ntkexp.io import StorageError, atomic_write, write_json
+from ntkexp.io import StorageError, write_json
 
 from ntkexp.spaces.base import InvalidArchError
 from ntkexp.spaces.nds import parse_genotype

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ntkexp.data import DataConfig, build_datamodule
+from ntkexp.data import ArrayDataModule, DataConfig
 from ntkexp.scoring import ArchScorer, RunContext
 from ntkexp.spaces.nasbench201 import NASBench201
 from ntkexp.train import TrainConfig, evaluate_accuracy, fit, module
@@ -27,7 +27,7 @@ DIGITS_DATA = dict(name="digits", kind="digits", path=None, in_channels=1, resol
 
 def _train(cfg: TrainConfig, epochs: int, batch: int = 32, subset: int | None = 200,
            epoch_steps: int | None = None) -> tuple[torch.nn.Module, list[dict], object]:
-    dm = build_datamodule(DataConfig(**DIGITS_DATA, batch_size=batch, train_subset=subset), seed=0,
+    dm = ArrayDataModule(DataConfig(**DIGITS_DATA, batch_size=batch, train_subset=subset), seed=0,
                           epoch_steps=epoch_steps)
     torch.manual_seed(0)
     model = NASBench201(C=4, N=1).build(ARCH, num_classes=10, in_channels=1)
@@ -88,7 +88,7 @@ def test_the_cpu_training_path_learns_in_either_precision(monkeypatch, native: b
     model, curve, trainer = _train(cfg, 1, batch=64, subset=None, epoch_steps=40)
     assert trainer.precision == ("bf16-mixed" if native else "32-true")
     assert all(np.isfinite(c["loss"]) for c in curve) and len(curve) == 40
-    dm = build_datamodule(DataConfig(**DIGITS_DATA), seed=0)
+    dm = ArrayDataModule(DataConfig(**DIGITS_DATA), seed=0)
     assert evaluate_accuracy(model, *dm.test_tensors) > 30.0  # chance is 10 %
     assert all(p.dtype == torch.float32 for p in model.parameters())
     conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
@@ -167,6 +167,6 @@ def test_nan_pixels_in_the_data_are_refused(tmp_path: Path) -> None:
     x[3, 0, 0, 0] = np.nan
     path = tmp_path / "bad.npz"
     np.savez(path, train_x=x, train_y=np.arange(20) % 10, test_x=x[:4], test_y=np.arange(4))
-    dm = build_datamodule(DataConfig(name="bad", kind="npz", path=str(path)))
+    dm = ArrayDataModule(DataConfig(name="bad", kind="npz", path=str(path)))
     with pytest.raises(ValueError, match="1 train images hold NaN"):
         dm.setup()

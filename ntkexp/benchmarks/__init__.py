@@ -11,9 +11,8 @@ from ntkexp.benchmarks.groundtruth import (
     convert_nb201_pth,
     load_ground_truth,
     register_converter,
-    resolve_path,
 )
 from ntkexp.benchmarks import nb101, nds  # noqa: E402,F401  (registers nb101_*, nds_json, darts_csv)
 
 __all__ = ["CONVERTERS", "BenchmarkConfig", "GroundTruth", "convert_nats_tss", "convert_nb201_pth",
-           "load_ground_truth", "register_converter", "resolve_path"]
+           "load_ground_truth", "register_converter"]

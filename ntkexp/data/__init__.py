@@ -4,10 +4,9 @@ from ntkexp.data.datamodule import (
     ArrayDataModule,
     DataConfig,
     ProbeOnlyDataError,
-    build_datamodule,
     require_training_set,
 )
 from ntkexp.data.sources import DATASET_KINDS, DataSplit, MissingFileError, load_arrays
 
 __all__ = ["ArrayDataModule", "DATASET_KINDS", "DataConfig", "DataSplit", "MissingFileError", "ProbeOnlyDataError",
-           "build_datamodule", "load_arrays", "require_training_set"]
+           "load_arrays", "require_training_set"]

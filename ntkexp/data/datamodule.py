@@ -242,12 +242,3 @@ class ArrayDataModule(L.LightningDataModule):
         if self.cfg.augment:
             xb = augment_batch(xb, self.cfg.crop_padding, self.cfg.flip, self._aug_generator)
         return xb, yb
-
-    def test_dataloader(self) -> Any:
-        x, y = self.test_tensors
-        return TensorBatches(x, y, max(self.cfg.batch_size, 512), None, 0, shuffle=False)
-
-
-def build_datamodule(cfg: DataConfig, seed: int = 0, device: str | torch.device = "cpu",
-                     epoch_images: int | None = None, epoch_steps: int | None = None) -> ArrayDataModule:
-    return ArrayDataModule(cfg, seed=seed, device=device, epoch_images=epoch_images, epoch_steps=epoch_steps)

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -72,9 +72,6 @@ class NTKConfig:
         if self.batch_size < 2:
             raise ValueError(f"ntk batch_size must be >= 2 (a kernel of one sample has no condition number or "
                              f"alignment), got {self.batch_size}")
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
