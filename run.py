@@ -13,10 +13,15 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from ntkexp.config import register_configs
-from ntkexp.main import check_group_overrides, run_cli
+from ntkexp.main import check_group_overrides, register_schemas, run_cli
+from ntkexp.registry import PluginError, load_plugins
 
-register_configs()
+try:  # installed plug-ins first, so that their metrics' settings are in the schema's defaults
+    load_plugins()
+except PluginError as err:
+    print(f"ntkexp: error: {err}", file=sys.stderr)
+    sys.exit(2)
+register_schemas()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

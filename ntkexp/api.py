@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import platform
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from ntkexp.metrics import COMBINATIONS, METRICS, MetricContext, MetricSettings, compute_metrics
+from ntkexp.metrics import (COMBINATIONS, METRICS, InputRequest, MetricContext, compute_metrics, metric_settings,
+                            prepare_inputs)
 from ntkexp.ntk import NTKConfig
 from ntkexp.ntk import empirical_ntk as _empirical_ntk
 from ntkexp.registry import load_plugins
@@ -72,11 +73,14 @@ def score(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, metrics:
           num_classes: int | None = None, bn_mode: str = "per_sample", reduction: str = "sum", params: str = "all",
           dtype: str = "float32", chunk_size: int | None = None,
           held_out: tuple[torch.Tensor, torch.Tensor] | None = None, seed: int = 0,
-          settings: MetricSettings | None = None) -> Scores:
+          settings: Mapping[str, Any] | None = None) -> Scores:
     """Each metric of ``metrics`` for ``model`` on the probe batch (``images``, ``labels``), the NTK shared by those
     that use it. ``held_out`` is a second labelled batch for the kernel-regression metrics (``ntk_mse``, ``s_e``,
-    ``s_g``); ``num_classes`` defaults to the model's output width. ``settings`` holds the settings of metrics with
-    their own (linear regions, GradSign). The model's weights are not changed."""
+    ``s_g``); ``num_classes`` defaults to the model's output width. ``settings`` maps a metric with settings of its
+    own (``gradsign``, ``linear_regions``, ...) to them (its settings dataclass, or a dict of its fields). A metric
+    with inputs of its own prepares them for ``model`` itself (``linear_regions`` under TE-NAS's protocol: crops of
+    ``images``, so the model must take inputs of the crop's size; ``protocol="probe"`` counts on ``images``). The
+    model's weights are not changed."""
     load_plugins()  # metrics that installed packages register through the ntkexp.plugins entry points
     names = list(dict.fromkeys(metrics))
     combos = [n for n in names if n in COMBINATIONS]
@@ -95,16 +99,23 @@ def score(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, metrics:
     if held_out is not None:
         x_test, y_test = _check_images(model, held_out[0]), torch.as_tensor(held_out[1]).reshape(-1)
     cfg = _config(bn_mode, reduction, params, dtype, chunk_size, len(x))
-    ctx = MetricContext(model, x, y, num_classes, cfg, x_test=x_test, y_test=y_test, seed=seed,
-                        settings=settings or MetricSettings())
+    own = metric_settings(settings, names)  # the metrics' own settings (their defaults where not given)
+    device = x.device
+
+    def request(name: str) -> InputRequest:  # no space or arch here: a hook prepares its inputs for the model itself
+        return InputRequest("", None, model, num_classes, x.shape[1], lambda: x, None, seed, 0, seed, device,
+                            own.get(name))
+
+    ctx = MetricContext(model, x, y, num_classes, cfg, x_test=x_test, y_test=y_test, seed=seed, settings=dict(own),
+                        inputs=prepare_inputs(names, request))
     values = compute_metrics(names, ctx)
     conventions = {"ntk": {k: v for k, v in asdict(cfg).items() if k != "logit_index" or reduction == "logit"},
                    "batch": len(x), "held_out": None if x_test is None else len(x_test), "seed": seed,
                    "num_classes": num_classes, "device": str(x.device),
                    "parameters": sum(p.numel() for p in model.parameters()),
                    "torch": torch.__version__, "python": platform.python_version()}
-    if settings is not None:
-        conventions["metric_settings"] = asdict(settings)
+    if own:
+        conventions["metric_settings"] = {name: asdict(value) for name, value in own.items()}
     return Scores(values, {n: sorted(ctx.metric_flags.get(n, set())) for n in names}, conventions)
 
 

@@ -18,7 +18,7 @@ from ntkexp.benchmarks import BenchmarkConfig
 from ntkexp.data import DataConfig
 from ntkexp.init import InitConfig
 from ntkexp.loggers import LoggerConfig
-from ntkexp.metrics import GradSignConfig, LinearRegionsConfig
+from ntkexp.metrics import default_settings
 from ntkexp.ntk import NTKConfig
 from ntkexp.train import TrainConfig
 
@@ -42,8 +42,9 @@ class MetricConfig:
     train_epochs: int = 0
     # at initialisation, average each metric over this many independent probe batches and initialisations (TEG-NAS: 3)
     repeats: int = 1
-    linear_regions: LinearRegionsConfig = field(default_factory=LinearRegionsConfig)
-    gradsign: GradSignConfig = field(default_factory=GradSignConfig)
+    # the settings of metrics with settings of their own (metric name -> field values), each declared by its metric
+    # (register_metric(..., settings=<dataclass>)); the defaults of every registered one are here
+    settings: dict[str, Any] = field(default_factory=default_settings)
 
 
 @dataclass
@@ -74,53 +75,14 @@ class SearchAlgoConfig:
 
 
 @dataclass
-class SimulatedSearchConfig:
-    """``task=simulated_search``: benchmark-simulated searches (see ``ntkexp.search.simulated``); the algorithms'
-    settings are the ``search_algo`` group's."""
-
-    # methods to run: RS, REA, REINFORCE, HB, BOHB; G-<name> for the metric-assisted variant; A-REA
-    methods: list[str] = field(default_factory=lambda: ["RS", "G-RS", "REA", "G-REA", "A-REA", "REINFORCE",
-                                                         "G-REINFORCE", "HB", "G-HB", "BOHB"])
-    runs: int = 500
-    budget_seconds: float = 12000.0  # of the benchmark's recorded training time (GPU seconds), per run
-    dataset: str = "cifar10"  # the data set searched on (its 12-epoch validation accuracy and training time)
-    a_rea_metric: str | None = None  # A-REA's metric (GradSign's table: naswot); None: metric.names[0]
-    published: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> {column: value} to compare
-
-
-@dataclass
-class PruneSearchConfig:
-    """``task=prune_search``: the supernet TE-NAS prunes (its ``prune_tenas.py``: C=3, N=1, edges averaging their
-    ops, ``none`` removed before pruning, each candidate compared with the round's supernet on shared weights)."""
-
-    C: int = 3
-    N: int = 1
-    mix: str = "mean"  # mean (TE-NAS's DARTS-V1 cell, equal weights) | sum
-    keep_none: bool = False  # True: prune from all 5 ops (4 rounds; 'none' can survive)
-    precision: int = 10  # significant figures at which two changes count as equal (shared rank)
-
-
-@dataclass
 class TaskConfig:
-    """Config group ``task``; fields a task does not use are ignored by it."""
+    """Config group ``task``: what every task has. Each task declares its own settings as a subclass of this, beside
+    its code (``register_task(..., config=...)``); the option ``task=<name>`` composes on that schema, so a setting
+    of another task is refused."""
 
     name: str = "correlate"
-    top_k: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1])
     plot: bool = True
     progress: bool = True
-    # correlate: sample only from accuracy decile P<decile> (1 = the top 10%) of n_deciles
-    decile: int | None = None
-    n_deciles: int = 10
-    # kernel_evolution
-    track_epochs: list[int] = field(default_factory=lambda: [0, 1, 3, 5, 10])
-    select: str = "bands"  # bands | sample
-    bands: dict[str, list[float]] = field(default_factory=lambda: {"high": [0.9, 1.0], "mid": [0.45, 0.55],
-                                                                   "low": [0.0, 0.1]})
-    per_band: int = 5
-    # simulated_search
-    simulated: SimulatedSearchConfig = field(default_factory=SimulatedSearchConfig)
-    # prune_search
-    prune: PruneSearchConfig = field(default_factory=PruneSearchConfig)
 
 
 @dataclass

@@ -52,10 +52,11 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     task = TASKS.get(config.task.name)
     task.check_space(config.search_space.name)
+    task.check_search_algo(config.search_algo)
     logger = build_logger(config.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), config.name)
     exit_code = 1
     try:
-        ctx = RunContext.build(cfg, need_ground_truth=task.needs_ground_truth)
+        ctx = RunContext.build(config, need_ground_truth=task.needs_ground_truth)
         try:
             summary = task.run(ctx, RunOutput(run_dir, logger, ctx))
         finally:
@@ -72,6 +73,14 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
 WHOLE_NUMBERS = {"seed": False, "n_archs": True, "threads": True}
 
 
+def register_schemas() -> None:
+    """Put the run schema and every task's settings schema into Hydra's config store (before composing)."""
+    from ntkexp.config import register_configs
+    import ntkexp.tasks  # noqa: F401 - each task registers its settings schema (task_schema/<name>)
+
+    register_configs()
+
+
 def check_group_overrides(args: list[str], conf_dir: Path) -> None:
     """Refuse, with one line each, what Hydra would accept or fail on deep inside: a config-group override whose value
     is not an option name (``metric=[1,2]``), a shared base (``search_space=_nds``), and a key added with ``+``/``++``
@@ -86,10 +95,13 @@ def check_group_overrides(args: list[str], conf_dir: Path) -> None:
                     raise ValueError(f"{arg}: {item!r} is not a whole number ({key} takes whole numbers"
                                      f"{' or null' if WHOLE_NUMBERS[key] else ''}; comma-separate several to sweep "
                                      "with --multirun)")
-        settings = ".kwargs." in key  # a space's settings: checked against the space when it is built
+        # a space's settings, a metric's own: checked against the space or the metric's settings when they are built
+        settings = ".kwargs." in key or key.startswith("metric.settings.")
         if arg.startswith("+") and not key.startswith("hydra") and not settings and not (conf_dir / key).is_dir():
             raise ValueError(f"{arg}: ntkexp's config has no key {key!r} to add (every key is in the schema; "
                              "override an existing one without '+')")
+        if key.startswith("task.") and sep:
+            _check_task_setting(key, args, conf_dir)
         group = conf_dir / key
         if not sep or not group.is_dir() or key == "hydra":
             continue
@@ -100,6 +112,59 @@ def check_group_overrides(args: list[str], conf_dir: Path) -> None:
         if any(v.strip().startswith("_") for v in value.split(",")):
             raise ValueError(f"{key}={value}: names starting with '_' are shared bases of other options, not options; "
                              f"options: {', '.join(options)}")
+
+
+def _chosen(args: list[str], group: str) -> list[str]:
+    """The options of config group ``group`` a command line picks (several in a sweep; empty: not on it)."""
+    for arg in reversed(args):
+        key, sep, value = arg.lstrip("+~").partition("=")
+        if key == group and sep:
+            return [v.strip() for v in value.split(",") if v.strip()]
+    return []
+
+
+def _tasks_of(args: list[str], conf_dir: Path) -> list[str]:
+    """The task(s) a command line runs: ``task=``, else the experiment's ``override /task``, else the default."""
+    import re
+
+    tasks = _chosen(args, "task")
+    if tasks:
+        return tasks
+
+    def experiment_task(name: str, depth: int = 0) -> str | None:  # its own override, else its base experiment's
+        path = conf_dir / "experiment" / f"{name}.yaml"
+        if depth > 8 or not path.exists():
+            return None
+        text = path.read_text()
+        found = re.search(r"override /task:\s*(\w+)", text)
+        if found:
+            return found.group(1)
+        for base in re.findall(r"^\s*-\s*(\w+)\s*$", text, re.M):
+            if base != "_self_" and (task := experiment_task(base, depth + 1)):
+                return task
+        return None
+
+    tasks = [t for t in (experiment_task(e) for e in _chosen(args, "experiment")) if t]
+    if tasks:
+        return tasks
+    found = re.search(r"^\s*-\s*task:\s*(\w+)", (conf_dir / "config.yaml").read_text(), re.M)
+    return [found.group(1)] if found else []
+
+
+def _check_task_setting(key: str, args: list[str], conf_dir: Path) -> None:
+    """Refuse, in one line, ``task.<setting>=...`` for a task that has no such setting (Hydra would refuse it in
+    several lines): a setting of another task does not apply."""
+    from ntkexp.tasks import TASKS
+
+    setting = key.split(".")[1]
+    for name in _tasks_of(args, conf_dir):
+        if name not in TASKS:
+            continue  # an unknown task is refused with the list of tasks
+        own = TASKS.get(name).settings()
+        if setting not in own:
+            others = [t for t in TASKS if setting in TASKS.get(t).settings()]
+            where = f"; it is a setting of task={' or '.join(others)}" if others else ""
+            raise ValueError(f"{key} does not apply to task={name} (its settings: {', '.join(own)}){where}")
 
 
 def _in_sweep() -> bool:

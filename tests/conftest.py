@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-from ntkexp.config import register_configs
+from ntkexp.main import register_schemas
 from ntkexp.metrics import METRICS
 from ntkexp.metrics.combine import COMBINATIONS
 from ntkexp.search.base import SEARCH_ALGOS
@@ -44,7 +44,7 @@ hypothesis.settings.load_profile("ntkexp")
 os.environ["NTKEXP_DOWNLOAD"] = "false"
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
-register_configs()
+register_schemas()
 
 
 @pytest.fixture(autouse=True)

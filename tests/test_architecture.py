@@ -4,6 +4,7 @@ config) to add."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -104,3 +105,12 @@ def test_a_metric_traits_are_declared_with_it() -> None:
     assert METRICS.get("ntk_mse").needs_held_out and not METRICS.get("lga").needs_held_out
     net = torch.nn.Linear(2, 2)
     assert param_count(MetricContext(net, torch.zeros(2, 2), torch.zeros(2, dtype=torch.long), 2)) == 6.0
+
+
+def test_the_readmes_layer_list_is_the_one_enforced_here() -> None:
+    """README's "Code layout" names the layers in order, separated by '->': the same modules, in the same layers."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("Layers, each importing only from those before it")
+    sentence = text[text.index("\n", start):text.index(". `config` is", start)]
+    readme = [sorted(re.findall(r"`(\w+)`", part)) for part in sentence.split("->")]
+    assert readme == [sorted(layer) for layer in LAYERS]

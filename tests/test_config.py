@@ -80,3 +80,20 @@ def test_missing_benchmark_or_data_file_fails_with_the_path(tmp_path, args: list
 def test_dataset_that_does_not_fit_the_benchmark_is_one_line(tmp_path) -> None:
     proc = _run(*DIGITS, "dataset=cifar10_probe", "logger=none", f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 2 and "'cifar10'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["search_algo.population_size=20"], "search_algo.population_size=20 does not apply: task=correlate runs no "
+                                         "search algorithm"),
+    (["search_algo=rea"], "search_algo.name='rea' does not apply: task=correlate runs no search algorithm"),
+    (["task=search", "search_algo=rea", "search_algo.lr=0.1"], "search_algo.lr=0.1 does not apply: it is a setting "
+                                                               "of search_algo.name=reinforce, not of rea"),
+    (["task=simulated_search", "search_algo.budget_evals=5"], "search_algo.budget_evals=5 does not apply: "
+                                                              "task=simulated_search does not read it"),
+    (["task.track_epochs=[1]"], "task.track_epochs does not apply to task=correlate"),
+    (["experiment=gradsign_table55_cpu", "task.decile=1"], "task.decile does not apply to task=simulated_search"),
+])
+def test_a_setting_that_does_not_apply_is_refused_in_one_line(tmp_path, args: list[str], expected: str) -> None:
+    proc = _run(*args, "n_archs=3", "logger=none", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert expected in proc.stderr, proc.stderr

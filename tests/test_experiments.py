@@ -40,7 +40,7 @@ CPU_CASES = {
                               "search_algo.init_pool=12"], 1, "simulated_search",
                              {"method": {"RS", "G-RS", "REA", "G-REA", "A-REA", "REINFORCE", "G-REINFORCE", "HB",
                                          "G-HB", "BOHB"}}),
-    "tenas_prune_cpu": (["seed=0,1", "task.prune.C=2", "bn_mode=per_sample", "metric.linear_regions.inputs=50"], 2,
+    "tenas_prune_cpu": (["seed=0,1", "task.prune.C=2", "bn_mode=per_sample", "metric.settings.linear_regions.inputs=50"], 2,
                         "prune_search", {"metric": {"cond+linear_regions"}}),
 }
 SINGLE_RUN = {"gradsign_table55_cpu"}  # one job (its runs are inside it), not a sweep

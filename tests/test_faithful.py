@@ -16,7 +16,8 @@ from torch import nn
 from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
 from ntkexp.config import SearchAlgoConfig
 from ntkexp.main import run
-from ntkexp.metrics import MetricContext, compute_metrics
+from ntkexp.metrics import LinearRegionsConfig, MetricContext, compute_metrics
+from ntkexp.metrics.tegnas import tenas_crops
 from ntkexp.ntk import NTKConfig
 from ntkexp.scoring import ArchScorer, RunContext
 from ntkexp.search import SEARCH_ALGOS, OracleScorer, SearchContext
@@ -47,16 +48,16 @@ def test_the_region_counter_on_a_line_where_regions_are_intervals() -> None:
     expected = int(np.sum((kinks > -3) & (kinks < 3))) + 1
     line = torch.linspace(-3, 3, 6001, dtype=torch.float64)[:, None]
     ctx = MetricContext(net, line[:4], torch.zeros(4, dtype=torch.long), 2, NTKConfig(dtype="float64"),
-                        region_inputs=line)
+                        inputs={"linear_regions": (None, line)})
     assert compute_metrics(["linear_regions"], ctx)["linear_regions"] == expected
 
 
 def test_tenas_crops_are_pooled_one_channel_and_fixed_by_seed(tmp_path: Path) -> None:
     ctx = RunContext.build(make_cfg(["metric=linear_regions", *TINY], tmp_path), need_ground_truth=False)
-    scorer = ArchScorer(ctx)
-    crops = scorer.region_inputs(1, 0)
+    images, cfg = ctx.data.train_tensors[0], LinearRegionsConfig()
+    crops = tenas_crops(images, cfg, 1, 0, 0)
     assert crops.shape == (3000, 1, 3, 3)
-    assert torch.equal(crops, scorer.region_inputs(1, 0)) and not torch.equal(crops, scorer.region_inputs(1, 1))
+    assert torch.equal(crops, tenas_crops(images, cfg, 1, 0, 0)) and not torch.equal(crops, tenas_crops(images, cfg, 1, 0, 1))
     thin = NASBench201().thin_network(NASBench201().arch_of(7), 10)
     assert thin(crops[:5]).shape == (5, 10)
     assert sum(isinstance(m, nn.Conv2d) and m.in_channels == 3 for m in thin.modules()) == 0  # no stem
@@ -67,7 +68,7 @@ def test_the_tegnas_preset_follows_the_paper() -> None:
     cfg = make_cfg(["metric=tegnas_paper"])
     assert cfg.init.name == "kaiming" and cfg.ntk.bn_mode == "train" and cfg.metric.repeats == 3
     assert list(cfg.metric.names) == ["tegnas", "cond", "linear_regions", "ntk_mse"]
-    assert cfg.metric.linear_regions.protocol == "tenas"
+    assert cfg.metric.settings.linear_regions.protocol == "tenas"
 
 
 def test_repeats_average_independent_batches_and_inits(tmp_path: Path) -> None:
@@ -96,8 +97,8 @@ def test_the_one_line_convention_names_what_a_metric_computes_its_own_way(tmp_pa
     assert "params all" in plain and "gradsign" not in plain and "repeats" not in plain
     line = convention("metric=gradsign")
     assert "params all" in line and "gradsign: params conv_linear_weights, bn_mode per_sample" in line
-    assert "gradsign: params ntk, bn_mode ntk" in convention("metric=gradsign", "metric.gradsign.params=ntk",
-                                                             "metric.gradsign.bn_mode=ntk")
+    assert "gradsign: params ntk, bn_mode ntk" in convention("metric=gradsign", "metric.settings.gradsign.params=ntk",
+                                                             "metric.settings.gradsign.bn_mode=ntk")
     paper = convention("metric=tegnas_paper")
     assert "linear_regions: protocol tenas, inputs 1000, batches 3, crop 3" in paper
     assert "averaged over 3 repeats" in paper

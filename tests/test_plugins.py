@@ -4,10 +4,10 @@ line with the package's own config files on Hydra's search path."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +17,20 @@ import pytest
 from .conftest import ROOT
 
 PACKAGE = '''
-"""userpkg: a search space of plain convolutional chains and a metric counting weights, registered on import."""
+"""userpkg: a search space of plain convolutional chains, a metric counting weights and one with settings and inputs
+of its own, registered on import."""
+from dataclasses import dataclass
+
 import numpy as np
+import torch
 from torch import nn
 
+from ntkexp.config import TaskConfig
 from ntkexp.metrics import register_metric
+from ntkexp.scoring import choose_archs
+from ntkexp.search import register_search_algo
 from ntkexp.spaces import SPACES, InvalidArchError, SearchSpace
+from ntkexp.tasks import register_task
 
 WIDTHS = (4, 8, 16)
 
@@ -77,10 +85,64 @@ SPACES.register("conv_chain", ConvChain)
 def weight_count(ctx):
     """Trainable parameters of the network (a size baseline)."""
     return float(sum(p.numel() for p in ctx.model.parameters() if p.requires_grad))
+
+
+@dataclass
+class JitterConfig:
+    """Settings of its own: how many jittered copies of the first training images, and how much jitter."""
+    copies: int = 2
+    scale: float = 1.0
+
+
+def jittered_images(req):
+    """Inputs of its own: copies of the first 4 training images plus Gaussian jitter, fixed by seed and repeat."""
+    gen = torch.Generator().manual_seed(1000 * req.seed + req.repeat)
+    base = req.train_images()[:4].repeat(req.settings.copies, 1, 1, 1)
+    return base + req.settings.scale * torch.randn(base.shape, generator=gen).to(base.device)
+
+
+@register_metric("jitter_spread", direction=+1, needs=(), settings=JitterConfig, inputs=jittered_images)
+def jitter_spread(ctx):
+    """How many inputs it was given (x1000) plus the mean output spread over them: both come from its own
+    settings and inputs."""
+    x = ctx.inputs_of("jitter_spread")
+    with torch.no_grad():
+        spread = ctx.model.eval()(x).std(0).mean()
+    return 1000.0 * len(x) + float(spread)
+
+
+@register_search_algo("hill_climb", knobs=("population_size",))
+def hill_climb(ctx):
+    """Start from the best of population_size random archs, then keep mutating the best one."""
+    for _ in range(ctx.cfg.population_size):
+        ctx.evaluate(ctx.draw())
+    while not ctx.exhausted():
+        if ctx.evaluate(ctx.mutate(ctx.best())) is None:
+            break
+    return ctx.best()
+
+
+@dataclass
+class CountConfig(TaskConfig):
+    """Settings of its own."""
+    multiplier: int = 1
+
+
+def run_count(ctx, out):
+    """Count the archs it would score, times its own setting."""
+    n = len(choose_archs(ctx))
+    return out.summary("count", {"n": n * ctx.config.task.multiplier}, {"n": n}, {})
+
+
+register_task("count", lambda summary, base: [{**base, "n": summary["n"]}], lambda frame, out_dir: [],
+              config=CountConfig)(run_count)
 '''
 
 SPACE_YAML = "name: conv_chain\nkwargs:\n  kernel: 3\n"
 METRIC_YAML = "names: [weight_count]\n"
+JITTER_YAML = "names: [jitter_spread]\nsettings:\n  jitter_spread:\n    copies: 3\n"
+TASK_YAML = "defaults:\n  - /task_schema/count@_here_\n  - _self_\nname: count\nmultiplier: 2\n"
+ALGO_YAML = "name: hill_climb\nbudget_evals: 6\npopulation_size: 3\n"
 
 
 def _params(arch: str, kernel: int = 3, channels: int = 3, classes: int = 10) -> int:
@@ -96,6 +158,10 @@ def _package(root: Path, entry_point: bool) -> Path:
     (site / "userpkg" / "__init__.py").write_text(PACKAGE)
     (site / "userpkg" / "conf" / "search_space" / "conv_chain.yaml").write_text(SPACE_YAML)
     (site / "userpkg" / "conf" / "metric" / "weight_count.yaml").write_text(METRIC_YAML)
+    (site / "userpkg" / "conf" / "metric" / "jitter_spread.yaml").write_text(JITTER_YAML)
+    for group, name, text in (("task", "count", TASK_YAML), ("search_algo", "hill_climb", ALGO_YAML)):
+        (site / "userpkg" / "conf" / group).mkdir(exist_ok=True)
+        (site / "userpkg" / "conf" / group / f"{name}.yaml").write_text(text)
     if entry_point:  # what `pip install` of a package declaring the entry point leaves behind
         dist = site / "userpkg-0.1.dist-info"
         dist.mkdir()
@@ -104,9 +170,9 @@ def _package(root: Path, entry_point: bool) -> Path:
     return site
 
 
-def _run(site: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(site: Path, tmp_path: Path, *args: str, metric: str = "weight_count") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(site)}
-    return subprocess.run([sys.executable, "run.py", "task=score", "search_space=conv_chain", "metric=weight_count",
+    return subprocess.run([sys.executable, "run.py", "task=score", "search_space=conv_chain", f"metric={metric}",
                            f"hydra.searchpath=[file://{site / 'userpkg' / 'conf'}]", "n_archs=5", "logger=csv",
                            "task.progress=false", f"paths.cache_dir={tmp_path / 'cache'}",
                            f"hydra.run.dir={tmp_path / 'run'}", *args],
@@ -138,3 +204,58 @@ def test_a_plugin_that_cannot_be_imported_is_one_line(tmp_path: Path) -> None:
     proc = _run(site, tmp_path, "plugins=[userpkg,broken]")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "plug-in module 'broken' (plugins=[broken]) cannot be imported: RuntimeError: boom" in proc.stderr
+
+
+def test_a_users_metric_with_settings_and_inputs_of_its_own_is_scored_and_recorded(tmp_path: Path) -> None:
+    """One module and one YAML: its settings come from the YAML and the command line, its inputs from its hook, and
+    the settings are recorded with the scores (and change the cache key)."""
+    site = _package(tmp_path, entry_point=True)
+    proc = _run(site, tmp_path, "metric.settings.jitter_spread.scale=0.5", metric="jitter_spread")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scores = pd.read_csv(tmp_path / "run" / "scores.csv")
+    counts = (scores["jitter_spread"] // 1000).to_numpy()
+    assert (counts == 12).all()  # 4 images x copies=3 (the YAML's setting) reached the metric through its hook
+    assert (scores["jitter_spread"] % 1000 > 0).all()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["conventions"]["metric_settings"] == {"jitter_spread": {"copies": 3, "scale": 0.5}}
+    proc = _run(site, tmp_path, "metric.settings.jitter_spread.scale=2.0", "hydra.run.dir=" + str(tmp_path / "r2"),
+                metric="jitter_spread")
+    again = pd.read_csv(tmp_path / "r2" / "scores.csv")
+    assert proc.returncode == 0 and not again["cached"].any()  # other settings: other scores, not the cached ones
+
+
+def test_a_setting_a_metric_does_not_have_is_refused_in_one_line(tmp_path: Path) -> None:
+    site = _package(tmp_path, entry_point=True)
+    proc = _run(site, tmp_path, "+metric.settings.jitter_spread.copeis=2", metric="jitter_spread")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "copeis" in proc.stderr and "copies, scale" in proc.stderr
+
+
+def test_a_users_task_with_settings_and_search_algorithm_run_from_their_package(tmp_path: Path) -> None:
+    """A task (one module, its settings schema beside it, one YAML) and a search algorithm (one module, one YAML)."""
+    site = _package(tmp_path, entry_point=True)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    common = [f"hydra.searchpath=[file://{site / 'userpkg' / 'conf'}]", "logger=csv", "task.progress=false",
+              f"paths.cache_dir={tmp_path / 'cache'}"]
+    proc = subprocess.run([sys.executable, "run.py", "task=count", "task.multiplier=3", "n_archs=4", *common,
+                           f"hydra.run.dir={tmp_path / 'count'}"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((tmp_path / "count" / "summary.json").read_text())["n"] == 12
+    proc = subprocess.run([sys.executable, "run.py", "task=count", "task.top_k=[0.1]", *common,
+                           f"hydra.run.dir={tmp_path / 'c2'}"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and "task.top_k does not apply to task=count" in proc.stderr, proc.stderr
+
+    proc = subprocess.run([sys.executable, "run.py", "task=search", "search_algo=hill_climb", "metric=weight_count",
+                           "search_space.kwargs.C=4", "search_space.kwargs.N=1", *common,
+                           f"hydra.run.dir={tmp_path / 'search'}"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "search" / "summary.json").read_text())
+    assert summary["search_algo"]["name"] == "hill_climb" and summary["search_algo"]["population_size"] == 3
+    proc = subprocess.run([sys.executable, "run.py", "task=search", "search_algo=hill_climb", "search_algo.lr=0.5",
+                           "metric=weight_count", *common, f"hydra.run.dir={tmp_path / 's2'}"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "search_algo.lr=0.5 does not apply: it is a setting of search_algo.name=reinforce" in proc.stderr

@@ -137,7 +137,7 @@ def test_a_supernet_edge_sums_its_ops_and_a_one_op_supernet_is_the_network() -> 
 def test_the_pruning_task_ends_with_a_benchmark_arch(tmp_path: Path) -> None:
     cfg = make_cfg(["task=prune_search", "metric=tegnas_paper", "metric.names=[cond,linear_regions]",
                     "metric.repeats=2", "task.prune.C=2", "ntk.batch_size=4", "bn_mode=per_sample",
-                    "metric.linear_regions.inputs=50", "logger=csv", "task.progress=false", "threads=1",
+                    "metric.settings.linear_regions.inputs=50", "logger=csv", "task.progress=false", "threads=1",
                     "device=cpu"], tmp_path)
     run(cfg)
     out = tmp_path / "run"

@@ -11,7 +11,6 @@ from ntkexp.metrics import (
     METRICS,
     GradSignConfig,
     MetricContext,
-    MetricSettings,
     borda_count,
     combine,
     compute_metrics,
@@ -60,7 +59,7 @@ def test_per_sample_loss_gradients_match_a_backward_loop(bn_mode: str) -> None:
     net = NASBench201(C=3, N=1).build(NASBench201().arch_of(123), num_classes=5)
     x, y = torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 3, 4, 0])
     ctx = MetricContext(net, x, y, 5, NTKConfig(bn_mode=bn_mode, dtype="float64"),
-                        settings=MetricSettings(gradsign=GradSignConfig(params="ntk", bn_mode="ntk")))
+                        settings={"gradsign": GradSignConfig(params="ntk", bn_mode="ntk")})
     fast = per_sample_loss_gradients(ctx)
     ref = net.double().train(bn_mode == "train")
     out = ref(x.double())

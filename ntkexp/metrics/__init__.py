@@ -4,13 +4,14 @@ modules (a new metric is one module here plus one ``conf/metric/<name>.yaml``)."
 from ntkexp.metrics.base import (
     METRICS,
     NEEDS,
-    GradSignConfig,
-    LinearRegionsConfig,
+    InputRequest,
     Metric,
     MetricContext,
-    MetricSettings,
     compute_metrics,
+    default_settings,
+    metric_settings,
     oriented,
+    prepare_inputs,
     register_metric,
 )
 from ntkexp.metrics.combine import (
@@ -27,8 +28,10 @@ from ntkexp.metrics.combine import (
     traits,
 )
 from ntkexp.metrics import gradsign, ntk_metrics, ntk_score, tegnas, zero_cost  # noqa: E402,F401  (registration)
+from ntkexp.metrics.gradsign import GradSignConfig  # noqa: E402
+from ntkexp.metrics.tegnas import LinearRegionsConfig  # noqa: E402
 
-__all__ = ["ALL", "COMBINATIONS", "Combination", "GradSignConfig", "LinearRegionsConfig", "METRICS", "Metric",
-           "MetricContext", "MetricSelection", "MetricSettings", "NEEDS",
-           "borda_count", "combine", "compute_metrics", "direction_of", "expand", "oriented", "register_combination",
-           "register_metric", "sum_of_ranks", "traits"]
+__all__ = ["ALL", "COMBINATIONS", "Combination", "GradSignConfig", "InputRequest", "LinearRegionsConfig", "METRICS",
+           "Metric", "MetricContext", "MetricSelection", "NEEDS", "borda_count", "combine", "compute_metrics",
+           "default_settings", "direction_of", "expand", "metric_settings", "oriented", "prepare_inputs",
+           "register_combination", "register_metric", "sum_of_ranks", "traits"]

@@ -35,14 +35,15 @@ a crash: :func:`oriented` is the one place that says how.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from ntkexp.ntk import BN_MODES, PARAM_SUBSETS, NTKConfig, NTKResult, bn_convention, empirical_ntk
+from ntkexp.ntk import NTKConfig, NTKResult, bn_convention, empirical_ntk
 from ntkexp.registry import Registry
 
 SINGULAR_RTOL = 1e-12
@@ -58,48 +59,27 @@ NEEDS: dict[str, bool] = {
 }
 
 
-@dataclass
-class LinearRegionsConfig:
-    """How ``linear_regions`` counts (``metric.linear_regions``). ``tenas``, TE-NAS's reference protocol: the distinct
-    ReLU activation patterns over ``batches`` x ``inputs`` random ``crop`` x ``crop`` crops of training images, pooled,
-    on the space's thin network where it has one (NAS-Bench-201: one cell of width 1 without the stem, on crops of one
-    randomly picked channel) and on the network itself otherwise (crops of every channel; also after training).
-    ``probe``: the distinct patterns among the probe batch on the network itself (at most the batch size)."""
+@dataclass(frozen=True)
+class InputRequest:
+    """What a metric's ``inputs`` hook may use to prepare inputs of its own for one arch, besides the probe batch
+    every metric gets (e.g. TE-NAS's crops and thin network for ``linear_regions``). ``settings`` are the metric's
+    own (its registered dataclass); ``trained`` is True when the network is measured during training (then the
+    network itself is measured); ``init_seed`` seeds any network the hook builds. ``space`` is None outside a run
+    (the library API), where no arch is known."""
 
-    protocol: str = "tenas"  # tenas | probe
-    inputs: int = 1000
-    batches: int = 3
-    crop: int = 3
-
-    def __post_init__(self) -> None:
-        if self.protocol not in ("tenas", "probe"):
-            raise ValueError(f"metric.linear_regions.protocol must be 'tenas' or 'probe', got {self.protocol!r}")
-        if min(self.inputs, self.batches, self.crop) < 1:
-            raise ValueError("metric.linear_regions inputs, batches and crop must be >= 1")
-
-
-@dataclass
-class GradSignConfig:
-    """The gradients GradSign's signs are taken of (``metric.gradsign``). The defaults are its reference code's: one
-    forward pass per sample (train-mode BN on the sample alone: ``per_sample``) and the Conv/Linear weights only;
-    ``ntk`` follows the NTK's convention instead."""
-
-    params: str = "conv_linear_weights"  # a parameter subset of the NTK engine, or ntk
-    bn_mode: str = "per_sample"  # train | eval | per_sample, or ntk
-
-    def __post_init__(self) -> None:
-        if self.params not in (*PARAM_SUBSETS, "ntk"):
-            raise ValueError(f"metric.gradsign.params must be one of {', '.join((*PARAM_SUBSETS, 'ntk'))}")
-        if self.bn_mode not in (*BN_MODES, "ntk"):
-            raise ValueError(f"metric.gradsign.bn_mode must be one of {', '.join((*BN_MODES, 'ntk'))}")
-
-
-@dataclass
-class MetricSettings:
-    """The settings of individual metrics (recorded with the scores of the metrics that read them)."""
-
-    linear_regions: LinearRegionsConfig = field(default_factory=LinearRegionsConfig)
-    gradsign: GradSignConfig = field(default_factory=GradSignConfig)
+    arch: str
+    space: Any
+    model: nn.Module
+    num_classes: int
+    in_channels: int
+    train_images: Callable[[], torch.Tensor]
+    init: Any  # ntkexp.init.InitConfig
+    seed: int
+    repeat: int
+    init_seed: int
+    device: torch.device
+    settings: Any
+    trained: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,6 +92,8 @@ class Metric:
     needs: tuple[str, ...]
     log_axis: bool = False
     keep_infinite: bool = False
+    settings: type | None = None  # a dataclass of the metric's own settings (metric.settings.<name>)
+    inputs: Callable[[InputRequest], Any] | None = None  # prepares inputs of its own per arch (ctx.inputs_of)
 
     def __call__(self, ctx: "MetricContext") -> float:
         return self.fn(ctx)
@@ -125,17 +107,24 @@ METRICS: Registry[Metric] = Registry("metric")
 
 
 def register_metric(name: str, direction: int, needs: tuple[str, ...] = ("ntk",), *, log_axis: bool = False,
-                    keep_infinite: bool = False) -> Callable[[Callable[["MetricContext"], float]], Metric]:
-    """Register ``fn(ctx) -> float`` as metric ``name`` with its traits; returns the :class:`Metric`."""
+                    keep_infinite: bool = False, settings: type | None = None,
+                    inputs: Callable[[InputRequest], Any] | None = None
+                    ) -> Callable[[Callable[["MetricContext"], float]], Metric]:
+    """Register ``fn(ctx) -> float`` as metric ``name`` with its traits; returns the :class:`Metric`. A metric with
+    settings of its own declares their dataclass (``settings``: set as ``metric.settings.<name>.<field>``, read with
+    ``ctx.settings_of(name)``, recorded with its scores); one with inputs of its own declares the hook that prepares
+    them for each arch (``inputs(request: InputRequest)``, read with ``ctx.inputs_of(name)``)."""
     if direction not in (1, -1):
         raise ValueError(f"metric {name!r}: direction must be +1 or -1, got {direction!r}")
+    if settings is not None and not dataclasses.is_dataclass(settings):
+        raise ValueError(f"metric {name!r}: settings must be a dataclass type, got {settings!r}")
     needs = tuple(needs)
     unknown = [n for n in needs if n not in NEEDS]
     if unknown:
         raise ValueError(f"metric {name!r} declares unknown needs {unknown}; known needs: {', '.join(NEEDS)}")
 
     def wrap(fn: Callable[["MetricContext"], float]) -> Metric:
-        metric = Metric(name, fn, direction, needs, log_axis, keep_infinite)
+        metric = Metric(name, fn, direction, needs, log_axis, keep_infinite, settings, inputs)
         METRICS.register(name, metric)
         return metric
 
@@ -167,11 +156,8 @@ class MetricContext:
     x_test: torch.Tensor | None = None
     y_test: torch.Tensor | None = None
     seed: int = 0
-    settings: MetricSettings = field(default_factory=MetricSettings)
-    # what linear_regions counts on under the ``tenas`` protocol (the thin network and the pooled crops); None: the
-    # probe batch on ``model``
-    region_model: nn.Module | None = None
-    region_inputs: torch.Tensor | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # metric name -> its own settings (see settings_of)
+    inputs: dict[str, Any] = field(default_factory=dict)  # metric name -> the inputs its hook prepared
     flags: set[str] = field(default_factory=set)
     # the flags each metric raised, its shared work's included (filled by compute_metrics): a cached score reports
     # the flags of the metrics asked for, not of whatever else was computed with them
@@ -191,6 +177,19 @@ class MetricContext:
             self._used = outer
         self._used.add(key)
         return self._cache[key]
+
+    def settings_of(self, name: str) -> Any:
+        """Metric ``name``'s own settings: those given, else its settings class's defaults."""
+        if name not in self.settings:
+            cls = METRICS.get(name).settings
+            if cls is None:
+                raise ValueError(f"metric {name!r} has no settings of its own")
+            self.settings[name] = cls()
+        return self.settings[name]
+
+    def inputs_of(self, name: str) -> Any:
+        """The inputs metric ``name``'s hook prepared for this arch (None where none were: the probe batch is used)."""
+        return self.inputs.get(name)
 
     def held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.x_test is None or self.y_test is None:
@@ -247,3 +246,50 @@ def compute_metrics(names: list[str], ctx: MetricContext) -> dict[str, float]:
         shared = set().union(*(ctx._work_flags.get(k, set()) for k in ctx._used))
         ctx.metric_flags[name] = (ctx.flags - before) | shared
     return values
+
+
+def metric_settings(given: Mapping[str, Any] | None, names: Iterable[str]) -> dict[str, Any]:
+    """The settings objects of the metrics ``names`` that have settings of their own, from ``given`` (``metric.settings``:
+    metric name -> field values, or settings objects); a name in ``given`` that is no metric with settings, or a field
+    its settings do not have, is refused in one line."""
+    given = dict(given or {})
+    owners = sorted(m for m in METRICS if METRICS.get(m).settings is not None)
+    for name in given:
+        if name not in owners:
+            raise ValueError(f"metric.settings.{name}: no metric of that name has settings of its own (metrics with "
+                             f"settings: {', '.join(owners)})")
+    out: dict[str, Any] = {}
+    for name in names:
+        cls = METRICS.get(name).settings
+        if cls is None:
+            continue
+        value = given.get(name)
+        if isinstance(value, cls):
+            out[name] = value
+            continue
+        try:
+            out[name] = cls(**dict(value or {}))
+        except TypeError as err:
+            known = ", ".join(f.name for f in dataclasses.fields(cls))
+            raise ValueError(f"metric.settings.{name}: {str(err).split('__init__() ')[-1]} (its settings: {known})") \
+                from None
+    return out
+
+
+def default_settings() -> dict[str, dict[str, Any]]:
+    """Every registered metric's own settings at their defaults, as plain values (the config schema's defaults)."""
+    return {name: dataclasses.asdict(METRICS.get(name).settings()) for name in METRICS
+            if METRICS.get(name).settings is not None}
+
+
+def prepare_inputs(names: Iterable[str], request: Callable[[str], InputRequest]) -> dict[str, Any]:
+    """The inputs of their own of the metrics ``names`` that declare an ``inputs`` hook (``request(name)`` builds the
+    hook's request); a hook returning None leaves the metric on the probe batch."""
+    out: dict[str, Any] = {}
+    for name in names:
+        hook = METRICS.get(name).inputs
+        if hook is not None:
+            prepared = hook(request(name))
+            if prepared is not None:
+                out[name] = prepared
+    return out

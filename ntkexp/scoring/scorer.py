@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -21,7 +21,8 @@ import torch
 from ntkexp.data import require_training_set
 from ntkexp.init import arch_seed, initialize
 from ntkexp.io import storage_error
-from ntkexp.metrics import MetricContext, MetricSelection, MetricSettings, compute_metrics
+from ntkexp.metrics import (InputRequest, MetricContext, MetricSelection, compute_metrics, metric_settings,
+                            prepare_inputs)
 from ntkexp.scoring.context import RunContext
 from ntkexp.scoring.keys import cache_key, dataset_conventions, fingerprint, training_conventions
 from ntkexp.train import KernelTracker, train_for
@@ -97,11 +98,10 @@ class ArchScorer:
         if self.selection.needs_held_out:  # a held-out batch for kernel regression
             self.x_test, self.y_test = ctx.data.probe_batch(ctx.ntk.batch_size, self.seed, split="test")
         metric_cfg = ctx.config.metric
-        self.settings = MetricSettings(linear_regions=metric_cfg.linear_regions, gradsign=metric_cfg.gradsign)
+        self.settings = metric_settings(metric_cfg.settings, self.selection.metrics)  # the selected metrics' own
         self.repeats = metric_cfg.repeats
         if self.repeats < 1:
             raise ValueError(f"metric.repeats must be >= 1, got {self.repeats}")
-        self.regions = "linear_regions" in self.selection.metrics and self.settings.linear_regions.protocol == "tenas"
         self.conventions: dict[str, Any] = {
             "search_space": ctx.space.describe(),
             "ntk": asdict(ctx.ntk),
@@ -112,14 +112,11 @@ class ArchScorer:
         }
         if self.repeats > 1:
             self.conventions["repeats"] = self.repeats
-        used = {"linear_regions": "linear_regions", "gradsign": "gradsign"}
-        settings = {k: asdict(getattr(self.settings, k)) for k, m in used.items() if m in self.selection.metrics}
-        if settings:
-            self.conventions["metric_settings"] = settings
+        if self.settings:
+            self.conventions["metric_settings"] = {name: asdict(value) for name, value in self.settings.items()}
         self._training: dict[str, Any] | None = None
         self.n_computed = 0
         self.n_cached = 0
-        self.computed_seconds = 0.0
         self.curves: list[dict[str, Any]] = []  # training steps run by this scorer: {arch, epoch, step, loss, acc}
 
     # ------------------------------------------------------------------------------------------ conventions
@@ -181,34 +178,30 @@ class ArchScorer:
         model = self.ctx.space.build(arch, num_classes=data.num_classes, in_channels=data.in_channels)
         return initialize(model, self.ctx.init).to(self.ctx.device)
 
-    def tracker(self, epochs: list[int], theta0: torch.Tensor | None = None) -> KernelTracker:
-        """A tracker measuring the selection on the (training) network; linear regions there are counted on the
-        network itself, with crops of all its input channels."""
-        regions = self.region_inputs(self.ctx.dataset.in_channels, 0) if self.regions else None
-        return KernelTracker(self.x, self.y, self.ctx.dataset.num_classes, self.ctx.ntk, list(self.selection.metrics),
-                             epochs, x_test=self.x_test, y_test=self.y_test, seed=self.seed, theta0=theta0,
-                             settings=self.settings, region_inputs=regions,
+    def tracker(self, arch: str, epochs: list[int], theta0: torch.Tensor | None = None) -> KernelTracker:
+        """A tracker measuring the selection on ``arch``'s network as it trains, through :meth:`metric_context`."""
+        return KernelTracker(lambda model: self.metric_context(model, arch, trained=True),
+                             list(self.selection.metrics), epochs, theta0=theta0,
                              steps_per_epoch=self.ctx.data.steps_per_epoch, batch_size=self.ctx.dataset.batch_size,
                              pass_steps=self.ctx.data.steps_per_pass)
 
-    def region_inputs(self, channels: int, repeat: int) -> torch.Tensor:
-        """TE-NAS's inputs for counting linear regions: ``batches`` x ``inputs`` random ``crop`` x ``crop`` crops of
-        training images, each with ``channels`` of the image's channels (picked at random); fixed by (seed, repeat)."""
-        cfg = self.settings.linear_regions
-        x, _ = self.ctx.data.train_tensors
-        n, c, h, w = x.shape
-        if cfg.crop > min(h, w):
-            raise ValueError(f"metric.linear_regions.crop={cfg.crop} is larger than the {h}x{w} images")
-        gen = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, repeat, 7]).generate_state(1)[0]))
-        total = cfg.batches * cfg.inputs
-        images = torch.randint(0, n, (total,), generator=gen)
-        top = torch.randint(0, h - cfg.crop + 1, (total,), generator=gen)
-        left = torch.randint(0, w - cfg.crop + 1, (total,), generator=gen)
-        picks = torch.argsort(torch.rand(total, c, generator=gen), dim=1)[:, :channels].sort(dim=1).values
-        rows = (top[:, None] + torch.arange(cfg.crop))[:, None, :, None]
-        cols = (left[:, None] + torch.arange(cfg.crop))[:, None, None, :]
-        crops = x.cpu()[images[:, None, None, None], picks[:, :, None, None], rows, cols]
-        return crops.to(self.ctx.device).contiguous()
+    def metric_context(self, model: torch.nn.Module, arch: str, repeat: int = 0,
+                       trained: bool = False) -> MetricContext:
+        """The one metric context of ``arch``'s network, at initialisation or (``trained``) during training: the
+        probe (and held-out) batch of ``repeat``, the selected metrics' own settings, and the inputs of their own
+        their hooks prepare (e.g. TE-NAS's crops and thin network)."""
+        x, y, xt, yt = self._probe(repeat)
+        data, device = self.ctx.dataset, next(iter(model.parameters()), x).device
+        init_seed = arch_seed(self.seed, self.ctx.space.init_key(arch), repeat)
+
+        def request(name: str) -> InputRequest:
+            return InputRequest(arch, self.ctx.space, model, data.num_classes, data.in_channels,
+                                lambda: self.ctx.data.train_tensors[0], self.ctx.init, self.seed, repeat, init_seed,
+                                device, self.settings.get(name), trained)
+
+        return MetricContext(model, x.to(device), y, data.num_classes, self.ctx.ntk,
+                             x_test=None if xt is None else xt.to(device), y_test=yt, seed=self.seed,
+                             settings=dict(self.settings), inputs=prepare_inputs(self.selection.metrics, request))
 
     def _probe(self, repeat: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """The probe (and held-out) batch of repeat ``repeat`` (repeat 0: the run's own)."""
@@ -227,19 +220,7 @@ class ArchScorer:
         runs: list[dict[str, float]] = []
         flags: dict[str, set[str]] = {n: set() for n in names}
         for repeat in range(self.repeats):
-            model = self.build_model(arch, repeat)
-            x, y, xt, yt = self._probe(repeat)
-            region_model = region_inputs = None
-            if self.regions:
-                torch.manual_seed(arch_seed(self.seed, self.ctx.space.init_key(arch), repeat) + 1)
-                thin = self.ctx.space.thin_network(arch, self.ctx.dataset.num_classes)
-                if thin is not None:  # a network for forward passes: Kaiming's fan_in (TE-NAS), whatever the NTK's
-                    forward_init = replace(self.ctx.init, mode="fan_in")
-                    region_model = initialize(thin, forward_init).to(self.ctx.device)
-                region_inputs = self.region_inputs(1 if thin is not None else self.ctx.dataset.in_channels, repeat)
-            mctx = MetricContext(model, x, y, self.ctx.dataset.num_classes, self.ctx.ntk, x_test=xt, y_test=yt,
-                                 seed=self.seed, settings=self.settings, region_model=region_model,
-                                 region_inputs=region_inputs)
+            mctx = self.metric_context(self.build_model(arch, repeat), arch, repeat)
             runs.append(compute_metrics(names, mctx))
             for n in names:
                 flags[n] |= mctx.metric_flags.get(n, set())
@@ -275,7 +256,7 @@ class ArchScorer:
             if self.repeats > 1:
                 raise ValueError("metric.repeats applies at initialisation only (metric.train_epochs=0)")
             model = self.build_model(arch)
-            tracker = self.tracker([t])
+            tracker = self.tracker(arch, [t])
             self._train(arch, model, tracker)
             (at_t,) = [r for r in tracker.records if r["epoch"] == t]
             trained_flags = [f for f in at_t["flags"].split(";") if f]
@@ -315,7 +296,7 @@ class ArchScorer:
 
         def compute() -> list[dict[str, Any]]:
             model = self.build_model(arch)
-            tracker = self.tracker(epochs)
+            tracker = self.tracker(arch, epochs)
             tracker.measure(model, 0)  # Theta_0, on the network as initialised
             self._train(arch, model, tracker)
             return sorted(tracker.records, key=lambda r: r["epoch"])
@@ -355,5 +336,4 @@ class ArchScorer:
             log.warning("arch %s failed: %s\n%s", arch, error, traceback.format_exc(limit=3))
         seconds = time.perf_counter() - start
         self.n_computed += 1
-        self.computed_seconds += seconds
         return result, seconds, error

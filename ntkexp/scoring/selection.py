@@ -59,17 +59,17 @@ def named_archs(ctx: RunContext) -> list[str]:
     return _unique([ctx.space.validate(a) for a in named], "archs/archs_file") if named else []
 
 
-def choose_archs(ctx: RunContext, minimum: int = 2) -> list[str]:
+def choose_archs(ctx: RunContext, minimum: int = 2, decile: int | None = None, n_deciles: int = 10) -> list[str]:
     """The named list ``archs`` (and/or the lines of ``archs_file``), each once; else ``n_archs`` drawn without
-    replacement (by ``seed``) from the ground truth's archs (or from one accuracy decile, ``task.decile``); else
-    (``n_archs=null``) all of them. Fewer than ``minimum`` archs is an error (a rank correlation needs 2)."""
+    replacement (by ``seed``) from the ground truth's archs (or from accuracy decile ``decile`` of ``n_deciles``);
+    else (``n_archs=null``) all of them. Fewer than ``minimum`` archs is an error (a rank correlation needs 2)."""
     cfg, gt = ctx.config, ctx.require_ground_truth()
     available = gt.scored_archs(ctx.accuracy_key)
     if len(available) < len(gt):
         log.warning("%d of the %d archs of %s have no %s accuracy (a blank or NaN cell): they are left out",
                     len(gt) - len(available), len(gt), gt.path, ctx.accuracy_key)
-    if cfg.task.decile is not None:
-        available = decile_pool(gt.frame[ctx.accuracy_key], cfg.task.decile, cfg.task.n_deciles)
+    if decile is not None:
+        available = decile_pool(gt.frame[ctx.accuracy_key], decile, n_deciles)
     if cfg.archs is not None and not cfg.archs and not cfg.archs_file:
         raise ValueError("archs=[] names no arch; name at least 2, or leave archs unset to sample n_archs")
     archs = named_archs(ctx)

@@ -23,7 +23,7 @@ def random_search(ctx: SearchContext) -> str:
     return ctx.best()
 
 
-@register_search_algo("rea")
+@register_search_algo("rea", knobs=("population_size", "sample_size", "iterations"))
 def regularized_evolution(ctx: SearchContext) -> str:
     """Real et al. (2019): a population of ``population_size``; each step draws ``sample_size`` members, mutates the
     best of them, adds the child and removes the oldest member, for ``iterations`` steps (None: until the budget is
@@ -99,7 +99,7 @@ class MovingAverage:
         return self.weighted / self.weight if self.debiased else self.weighted
 
 
-@register_search_algo("reinforce")
+@register_search_algo("reinforce", knobs=("iterations", "optimizer", "lr", "ema", "baseline", "reward"))
 def reinforce(ctx: SearchContext) -> str:
     """A factorised categorical policy over the space's decisions trained by REINFORCE: each step samples an arch,
     evaluates it, and moves the policy by ``optimizer`` (adam: NAS-Bench-201's reference; sgd: TEG-NAS eqs. 13-14) on

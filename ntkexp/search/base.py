@@ -10,6 +10,8 @@ turns a step into its metric-assisted variant (GradSign App. A: the best of ``po
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, Callable, Union
 
 import numpy as np
@@ -23,14 +25,33 @@ from ntkexp.spaces import InvalidArchError, SearchSpace
 
 SearchFn = Callable[["SearchContext"], str]
 Scores = Callable[[list[str]], np.ndarray]  # oriented scores of archs (higher is better)
-SEARCH_ALGOS: Registry[SearchFn] = Registry("search algorithm")
 
 
-def register_search_algo(name: str) -> Callable[[SearchFn], SearchFn]:
-    """Register ``fn(ctx) -> best arch`` as search algorithm ``name``."""
+@dataclass(frozen=True)
+class SearchAlgo:
+    """A registered search algorithm: ``fn(ctx) -> best arch`` and the ``search_algo`` settings of its own it reads
+    (``knobs``; the budget, derivation and assistance settings are the task's)."""
 
-    def wrap(fn: SearchFn) -> SearchFn:
-        return SEARCH_ALGOS.register(name, fn)
+    name: str
+    fn: SearchFn
+    knobs: tuple[str, ...] = ()
+
+    def __call__(self, ctx: "SearchContext") -> str:
+        return self.fn(ctx)
+
+
+SEARCH_ALGOS: Registry[SearchAlgo] = Registry("search algorithm")
+
+
+def register_search_algo(name: str, knobs: tuple[str, ...] = ()) -> Callable[[SearchFn], SearchAlgo]:
+    """Register ``fn(ctx) -> best arch`` as search algorithm ``name``, reading the ``search_algo`` settings
+    ``knobs`` of its own (a setting of another algorithm is refused, not ignored)."""
+    unknown = [k for k in knobs if k not in {f.name for f in dataclasses.fields(SearchAlgoConfig)}]
+    if unknown:
+        raise ValueError(f"search algorithm {name!r} declares settings search_algo has not: {unknown}")
+
+    def wrap(fn: SearchFn) -> SearchAlgo:
+        return SEARCH_ALGOS.register(name, SearchAlgo(name, fn, tuple(knobs)))
 
     return wrap
 

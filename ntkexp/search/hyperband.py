@@ -71,13 +71,13 @@ def _incumbent(ctx: SearchContext, at_top: list[str], iterations: int) -> str:
     return ctx.scorer.best(list(dict.fromkeys(at_top)))
 
 
-@register_search_algo("hb")
+@register_search_algo("hb", knobs=("eta", "min_budget", "max_budget", "hb_iterations"))
 def hyperband_random(ctx: SearchContext) -> str:
     """Hyperband with random configurations (G-HB: each the best of ``pool_size`` random archs by the metric)."""
     return hyperband(ctx, lambda: ctx.propose(ctx.draw))
 
 
-@register_search_algo("bohb")
+@register_search_algo("bohb", knobs=("eta", "min_budget", "max_budget", "hb_iterations"))
 def bohb(ctx: SearchContext) -> str:
     """Hyperband with configurations proposed by Optuna's multivariate TPE, told each configuration's first result
     (metric-assisted: the proposal is replaced by the best of ``pool_size`` random archs, as GradSign's G-HB does)."""

@@ -59,8 +59,8 @@ class SearchSpace(ABC):
         setting must be here)."""
 
     def thin_network(self, arch: str, num_classes: int) -> nn.Module | None:
-        """A narrow variant of the network to count linear regions on (TE-NAS), taking one-channel inputs; None where
-        the space has none (the network itself is used)."""
+        """The narrowest network with ``arch``'s cell (one cell of width 1, no stem, taking one-channel inputs), for
+        a metric that measures the cell alone; None where the space has none (the network itself is used)."""
         return None
 
     def has_input_path(self, arch: str) -> bool:

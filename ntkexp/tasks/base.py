@@ -3,6 +3,7 @@ one output helper through which it writes its tables, figures and summary."""
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import sys
 from dataclasses import dataclass
@@ -13,11 +14,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hydra.core.config_store import ConfigStore
+
+from ntkexp.config import SearchAlgoConfig, TaskConfig
 from ntkexp.io import atomic_write, write_json
 from ntkexp.loggers import ExperimentLogger
 from ntkexp.plotting import save_figure
 from ntkexp.registry import Registry
 from ntkexp.scoring import RunContext
+from ntkexp.search import SEARCH_ALGOS
 
 
 def versions() -> dict[str, str]:
@@ -77,6 +82,15 @@ class RunOutput:
         return summary
 
 
+def top_k_fractions(top_k: list[float]) -> list[float]:
+    """``task.top_k`` checked: each a fraction of the archs in (0, 1]."""
+    bad = [k for k in top_k if not 0 < k <= 1]
+    if bad:
+        raise ValueError(f"task.top_k={list(top_k)}: each is a fraction of the archs in (0, 1] (0.1 = the top 10 %), "
+                         f"not {bad[0]}")
+    return list(top_k)
+
+
 RunFn = Callable[[RunContext, RunOutput], dict[str, Any]]
 RowsFn = Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]]
 SectionFn = Callable[[pd.DataFrame, Path], list[str]]
@@ -87,7 +101,10 @@ class Task:
     """A task: ``run(ctx, out) -> summary``; for a sweep report, ``rows(summary, base)`` turns one job's summary into
     tidy rows (``base`` holds the job's group, seed and directory) and ``section(rows, out_dir)`` returns the
     report's Markdown lines for all of them (writing its figures and tables to ``out_dir``). ``spaces``: the search
-    spaces the task runs on (empty: every space), checked before any data is loaded."""
+    spaces the task runs on (empty: every space), checked before any data is loaded. ``config``: its settings (a
+    :class:`~ntkexp.config.TaskConfig` subclass; ``task=<name>`` composes on it). ``search_knobs``: the
+    ``search_algo`` settings it reads (None: it runs no search algorithm); with ``one_algorithm``, also those of the
+    algorithm ``search_algo.name`` (else of every algorithm: it runs several)."""
 
     name: str
     run: RunFn
@@ -95,6 +112,9 @@ class Task:
     section: SectionFn
     spaces: tuple[str, ...] = ()
     needs_ground_truth: bool = True  # False: runs with no benchmark installed (task=score)
+    config: type[TaskConfig] = TaskConfig
+    search_knobs: tuple[str, ...] | None = None
+    one_algorithm: bool = True
 
     def check_space(self, space: str) -> None:
         """Refuse, in one line, a search space this task does not run on."""
@@ -102,14 +122,51 @@ class Task:
             raise ValueError(f"task={self.name} runs on search_space={' or '.join(self.spaces)} only, not "
                              f"search_space={space}")
 
+    def settings(self) -> list[str]:
+        """The names of its own settings (``task.<name>``)."""
+        return [f.name for f in dataclasses.fields(self.config)]
+
+    def check_search_algo(self, algo: SearchAlgoConfig) -> None:
+        """Refuse, in one line, a ``search_algo`` setting (changed from its default) that this task does not read."""
+        defaults = SearchAlgoConfig()
+        changed = [f.name for f in dataclasses.fields(algo) if getattr(algo, f.name) != getattr(defaults, f.name)]
+        if self.search_knobs is None:
+            allowed: set[str] = set()
+        elif self.one_algorithm:
+            allowed = {*self.search_knobs, *SEARCH_ALGOS.get(algo.name).knobs} if algo.name in SEARCH_ALGOS \
+                else {*self.search_knobs}
+        else:
+            allowed = {*self.search_knobs, *(k for n in SEARCH_ALGOS for k in SEARCH_ALGOS.get(n).knobs)}
+        bad = [k for k in changed if k not in allowed]
+        if not bad:
+            return
+        knob = bad[0]
+        if self.search_knobs is None:
+            why = f"task={self.name} runs no search algorithm"
+        elif self.one_algorithm and knob in {k for n in SEARCH_ALGOS for k in SEARCH_ALGOS.get(n).knobs}:
+            owners = [n for n in SEARCH_ALGOS if knob in SEARCH_ALGOS.get(n).knobs]
+            why = f"it is a setting of search_algo.name={' or '.join(owners)}, not of {algo.name}"
+        else:
+            why = f"task={self.name} does not read it"
+        raise ValueError(f"search_algo.{knob}={getattr(algo, knob)!r} does not apply: {why} (it would be ignored)")
+
 
 TASKS: Registry[Task] = Registry("task")
 
 
 def register_task(name: str, rows: RowsFn, section: SectionFn, *, spaces: tuple[str, ...] = (),
-                  needs_ground_truth: bool = True) -> Callable[[RunFn], RunFn]:
+                  needs_ground_truth: bool = True, config: type[TaskConfig] = TaskConfig,
+                  search_knobs: tuple[str, ...] | None = None, one_algorithm: bool = True) -> Callable[[RunFn], RunFn]:
+    """Register ``fn(ctx, out) -> summary`` as task ``name`` with its report hooks and its traits (see
+    :class:`Task`); its settings schema goes into Hydra's config store as ``task_schema/<name>``, which
+    ``conf/task/<name>.yaml`` names first in its defaults."""
+    if not (dataclasses.is_dataclass(config) and issubclass(config, TaskConfig)):
+        raise ValueError(f"task {name!r}: config must be a TaskConfig dataclass, got {config!r}")
+
     def wrap(fn: RunFn) -> RunFn:
-        TASKS.register(name, Task(name, fn, rows, section, spaces, needs_ground_truth))
+        TASKS.register(name, Task(name, fn, rows, section, spaces, needs_ground_truth, config, search_knobs,
+                                  one_algorithm))
+        ConfigStore.instance().store(group="task_schema", name=name, node=config)
         return fn
 
     return wrap

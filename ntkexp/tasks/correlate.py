@@ -7,6 +7,7 @@ convention, versions), ``scatter.png`` (score vs accuracy), and logs the same to
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import logging
 import textwrap
 from pathlib import Path
@@ -15,14 +16,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ntkexp.config import TaskConfig
 from ntkexp.metrics import combine, direction_of, traits
 from ntkexp.plotting import pyplot, save_figure
 from ntkexp.scoring import ArchScorer, NothingScored, Progress, RunContext, choose_archs
 from ntkexp.stats import correlation_table
 from ntkexp.tables import aggregate, markdown, write_csv
-from ntkexp.tasks.base import RunOutput, register_task
+from ntkexp.tasks.base import RunOutput, register_task, top_k_fractions
 
 log = logging.getLogger("ntkexp")
+
+
+@dataclass
+class CorrelateConfig(TaskConfig):
+    """``task=correlate``: the precision at the top fractions ``top_k`` of the archs reported beside tau and rho;
+    ``decile``: sample only from accuracy decile P<decile> (1 = the top 10 %) of ``n_deciles``."""
+
+    top_k: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1])
+    decile: int | None = None
+    n_deciles: int = 10
 
 
 def scatter_figure(frame: pd.DataFrame, metric_names: list[str], title: str, ylabel: str) -> Any:
@@ -106,7 +118,7 @@ def scoring_counts(frame: pd.DataFrame, scorer: ArchScorer) -> dict[str, Any]:
 
 
 def run_correlate(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
-    archs = choose_archs(ctx)
+    archs = choose_archs(ctx, decile=ctx.config.task.decile, n_deciles=ctx.config.task.n_deciles)
     scorer = ArchScorer(ctx)
     device_note = ""
     if ctx.device.type == "cpu" and len(archs) * ctx.ntk.batch_size > 20000 and ctx.ntk.bn_mode == "train":
@@ -122,7 +134,7 @@ def run_correlate(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
 
     gt = ctx.require_ground_truth()
     key = ctx.accuracy_key
-    correlations = correlation_table(frame, {n: direction_of(n) for n in names}, list(ctx.config.task.top_k))
+    correlations = correlation_table(frame, {n: direction_of(n) for n in names}, top_k_fractions(ctx.config.task.top_k))
     payload: dict[str, Any] = {
         "n_archs": len(frame),
         **scorer.description(),
@@ -259,4 +271,4 @@ def decile_box_plot(box: pd.DataFrame, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-register_task("correlate", correlate_rows, correlate_section)(run_correlate)
+register_task("correlate", correlate_rows, correlate_section, config=CorrelateConfig)(run_correlate)

@@ -10,18 +10,36 @@ archs), ``summary.json`` and the figures (against optimiser steps) ``kernel_evol
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ntkexp.config import TaskConfig
 from ntkexp.metrics import direction_of
 from ntkexp.plotting import pyplot, save_figure
 from ntkexp.scoring import ArchScorer, NothingScored, Progress, RunContext, band_archs, choose_archs
 from ntkexp.stats import bootstrap_interval, correlate
-from ntkexp.tables import aggregate, markdown, write_csv
-from ntkexp.tasks.base import RunOutput, register_task
+from ntkexp.tables import aggregate, markdown
+from ntkexp.tasks.base import RunOutput, register_task, top_k_fractions
+
+
+@dataclass
+class KernelEvolutionConfig(TaskConfig):
+    """``task=kernel_evolution``: the epochs measured (``track_epochs``); which archs (``select``: ``bands`` of the
+    accuracy quantiles, ``per_band`` each, or a ``sample`` as correlate draws it, optionally from one ``decile``);
+    ``top_k`` for the correlations at each epoch."""
+
+    track_epochs: list[int] = field(default_factory=lambda: [0, 1, 3, 5, 10])
+    select: str = "bands"  # bands | sample
+    bands: dict[str, list[float]] = field(default_factory=lambda: {"high": [0.9, 1.0], "mid": [0.45, 0.55],
+                                                                   "low": [0.0, 0.1]})
+    per_band: int = 5
+    top_k: list[float] = field(default_factory=lambda: [0.1])
+    decile: int | None = None
+    n_deciles: int = 10
 
 
 def _groups(frame: pd.DataFrame) -> list[tuple[Any, pd.DataFrame]]:
@@ -104,7 +122,7 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     if task.select == "bands":
         chosen = band_archs(gt.frame[ctx.accuracy_key].dropna(), dict(task.bands), task.per_band, ctx.seed)
     elif task.select == "sample":
-        chosen = [(a, "all") for a in choose_archs(ctx)]
+        chosen = [(a, "all") for a in choose_archs(ctx, decile=task.decile, n_deciles=task.n_deciles)]
     else:
         raise ValueError(f"task.select must be 'bands' or 'sample', got {task.select!r}")
     scorer = ArchScorer(ctx)
@@ -127,7 +145,7 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     out.training_curves(scorer.curves)
 
     names = list(ctx.selection.metrics)
-    top_k = list(task.top_k)
+    top_k = top_k_fractions(task.top_k)
     ranks = pd.DataFrame([rank_row(part, name, int(epoch), top_k, ctx.seed)
                           for epoch, part in frame.groupby("epoch") for name in names])
     out.table("rank_correlation", ranks)
@@ -178,4 +196,5 @@ def evolution_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
             f"![tau vs epoch]({path.name})", ""]
 
 
-register_task("kernel_evolution", evolution_rows, evolution_section)(run_kernel_evolution)
+register_task("kernel_evolution", evolution_rows, evolution_section, config=KernelEvolutionConfig)(
+    run_kernel_evolution)

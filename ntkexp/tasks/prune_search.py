@@ -12,6 +12,7 @@ the benchmark's best and mean, the supernets scored and their seconds) and ``pru
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import dataclasses
 import logging
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ntkexp.config import TaskConfig
 from ntkexp.metrics import COMBINATIONS, expand, traits
 from ntkexp.plotting import pyplot
 from ntkexp.scoring import ArchScorer, RunContext
@@ -30,6 +32,25 @@ from ntkexp.tasks.base import RunOutput, register_task
 from ntkexp.tasks.search import device_name
 
 log = logging.getLogger("ntkexp")
+
+
+@dataclass
+class PruneSearchConfig:
+    """``task=prune_search``: the supernet TE-NAS prunes (its ``prune_tenas.py``: C=3, N=1, edges averaging their
+    ops, ``none`` removed before pruning, each candidate compared with the round's supernet on shared weights)."""
+
+    C: int = 3
+    N: int = 1
+    mix: str = "mean"  # mean (TE-NAS's DARTS-V1 cell, equal weights) | sum
+    keep_none: bool = False  # True: prune from all 5 ops (4 rounds; 'none' can survive)
+    precision: int = 10  # significant figures at which two changes count as equal (shared rank)
+
+
+@dataclass
+class PruneTaskConfig(TaskConfig):
+    """``task=prune_search``: its settings are ``prune``."""
+
+    prune: PruneSearchConfig = field(default_factory=PruneSearchConfig)
 
 
 def repeat_seed(seed: int, repeat: int) -> int:
@@ -133,4 +154,5 @@ def prune_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
     return ["## Pruning searches (test accuracy %, mean, std and n over seeds)", "", markdown(table), ""]
 
 
-register_task("prune_search", prune_rows, prune_section, spaces=("nasbench201",))(run_prune_search)
+register_task("prune_search", prune_rows, prune_section, spaces=("nasbench201",), config=PruneTaskConfig)(
+    run_prune_search)

@@ -23,7 +23,7 @@ from ntkexp.metrics import expand
 from ntkexp.plotting import pyplot
 from ntkexp.scoring import ArchScorer, RunContext
 from ntkexp.search import SEARCH_ALGOS, Guide, MetricScorer, OracleScorer, SearchContext
-from ntkexp.tables import aggregate, markdown, write_csv
+from ntkexp.tables import aggregate, markdown
 from ntkexp.tasks.base import RunOutput, register_task
 
 log = logging.getLogger("ntkexp")
@@ -155,4 +155,5 @@ def search_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
     return ["## Search results (test accuracy %, mean, std and n over seeds)", "", markdown(table), ""]
 
 
-register_task("search", search_rows, search_section)(run_search)
+register_task("search", search_rows, search_section,
+              search_knobs=("name", "budget_evals", "budget_seconds", "derive", "restrict_to_benchmark"))(run_search)

@@ -13,6 +13,7 @@ validation and test accuracies, the clock, evaluations, archs scored by the metr
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import dataclasses
 import logging
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ntkexp.config import TaskConfig
 from ntkexp.metrics import expand
 from ntkexp.plotting import pyplot
 from ntkexp.scoring import ArchScorer, Progress, RunContext
@@ -32,6 +34,28 @@ log = logging.getLogger("ntkexp")
 
 #: a method's label -> the algorithm of the search stack that runs it
 METHOD_ALGOS = {"RS": "random", "REA": "rea", "REINFORCE": "reinforce", "HB": "hb", "BOHB": "bohb"}
+
+
+@dataclass
+class SimulatedSearchConfig:
+    """``task=simulated_search``: benchmark-simulated searches (see ``ntkexp.search.simulated``); the algorithms'
+    settings are the ``search_algo`` group's."""
+
+    # methods to run: RS, REA, REINFORCE, HB, BOHB; G-<name> for the metric-assisted variant; A-REA
+    methods: list[str] = field(default_factory=lambda: ["RS", "G-RS", "REA", "G-REA", "A-REA", "REINFORCE",
+                                                         "G-REINFORCE", "HB", "G-HB", "BOHB"])
+    runs: int = 500
+    budget_seconds: float = 12000.0  # of the benchmark's recorded training time (GPU seconds), per run
+    dataset: str = "cifar10"  # the data set searched on (its 12-epoch validation accuracy and training time)
+    a_rea_metric: str | None = None  # A-REA's metric (GradSign's table: naswot); None: metric.names[0]
+    published: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> {column: value} to compare
+
+
+@dataclass
+class SimulatedSearchTaskConfig(TaskConfig):
+    """``task=simulated_search``: its settings are ``simulated`` (the algorithms' are the ``search_algo`` group's)."""
+
+    simulated: SimulatedSearchConfig = field(default_factory=SimulatedSearchConfig)
 
 
 def parse_method(method: str) -> tuple[str, bool, bool]:
@@ -154,4 +178,5 @@ def simulated_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
     return ["## Simulated searches (mean accuracy %, mean over jobs)", "", markdown(table, 2), ""]
 
 
-register_task("simulated_search", simulated_rows, simulated_section)(run_simulated_search)
+register_task("simulated_search", simulated_rows, simulated_section, config=SimulatedSearchTaskConfig,
+              search_knobs=("pool_size", "init_pool"), one_algorithm=False)(run_simulated_search)

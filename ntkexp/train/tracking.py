@@ -12,14 +12,13 @@ Nothing is restored from a checkpoint: every record is measured on the network i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import lightning as L
 import numpy as np
 import torch
 
-from ntkexp.metrics import MetricContext, MetricSettings, compute_metrics
-from ntkexp.ntk import NTKConfig
+from ntkexp.metrics import MetricContext, compute_metrics
 
 
 def kernel_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -40,30 +39,22 @@ def relative_change(theta_t: torch.Tensor, theta_0: torch.Tensor) -> float:
 class KernelTracker(L.Callback):
     """Records ``{epoch, <metric>..., flags[, kernel_corr, kernel_rel_diff], train_loss, train_acc}`` per epoch."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, ntk_cfg: NTKConfig,
-                 metric_names: list[str], epochs: list[int], x_test: torch.Tensor | None = None,
-                 y_test: torch.Tensor | None = None, seed: int = 0, theta0: torch.Tensor | None = None,
-                 settings: MetricSettings | None = None, region_inputs: torch.Tensor | None = None,
-                 steps_per_epoch: int | None = None, batch_size: int | None = None,
-                 pass_steps: int | None = None) -> None:
-        self.x, self.y, self.num_classes = x, y, num_classes
+    def __init__(self, make_context: Callable[[torch.nn.Module], MetricContext], metric_names: list[str],
+                 epochs: list[int], theta0: torch.Tensor | None = None, steps_per_epoch: int | None = None,
+                 batch_size: int | None = None, pass_steps: int | None = None) -> None:
+        """``make_context(model)``: the metric context of the network as it is now (the scorer's, the same one that
+        scores at initialisation)."""
+        self.make_context, self.metric_names = make_context, list(metric_names)
         self.steps_per_epoch, self.batch_size, self.pass_steps = steps_per_epoch, batch_size, pass_steps
         self.history: list[tuple[float, float]] = []  # (loss, acc) of every optimiser step so far
         self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # the same, still on the device
-        self.settings, self.region_inputs = settings or MetricSettings(), region_inputs
-        self.x_test, self.y_test, self.seed = x_test, y_test, seed
-        self.ntk_cfg, self.metric_names = ntk_cfg, list(metric_names)
         self.epochs = sorted(set(int(e) for e in epochs))
         self.theta0 = theta0
         self.records: list[dict[str, Any]] = []
 
     def measure(self, model: torch.nn.Module, epoch: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Measure ``model`` now and record it as ``epoch``; at epoch 0 its kernel becomes Theta_0."""
-        device = next(model.parameters()).device
-        ctx = MetricContext(model, self.x.to(device), self.y, self.num_classes, self.ntk_cfg,
-                            x_test=None if self.x_test is None else self.x_test.to(device), y_test=self.y_test,
-                            seed=self.seed, settings=self.settings,
-                            region_inputs=None if self.region_inputs is None else self.region_inputs.to(device))
+        ctx = self.make_context(model)
         values = compute_metrics(self.metric_names, ctx)
         record: dict[str, Any] = {"epoch": epoch, **values}
         if epoch == 0 and self.theta0 is None:
