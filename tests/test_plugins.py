@@ -27,6 +27,7 @@ from torch import nn
 
 from ntkexp.config import TaskConfig
 from ntkexp.metrics import register_metric
+from ntkexp.report import register_section
 from ntkexp.scoring import choose_archs
 from ntkexp.search import register_search_algo
 from ntkexp.spaces import SPACES, InvalidArchError, SearchSpace
@@ -131,11 +132,16 @@ class CountConfig(TaskConfig):
 def run_count(ctx, out):
     """Count the archs it would score, times its own setting."""
     n = len(choose_archs(ctx))
-    return out.summary("count", {"n": n * ctx.config.task.multiplier}, {"n": n}, {})
+    return out.summary("count", {"n": n * ctx.config.task.multiplier}, {"n": n})
 
 
-register_task("count", lambda summary, base: [{**base, "n": summary["n"]}], lambda frame, out_dir: [],
-              config=CountConfig)(run_count)
+register_task("count", config=CountConfig)(run_count)
+
+
+@register_section("count", rows=lambda summary, base: [{**base, "n": summary["n"]}])
+def count_section(frame, out_dir):
+    """Its part of a sweep report."""
+    return ["## Archs counted", "", f"{int(frame['n'].sum())} in all", ""]
 '''
 
 SPACE_YAML = "name: conv_chain\nkwargs:\n  kernel: 3\n"
@@ -242,6 +248,10 @@ def test_a_users_task_with_settings_and_search_algorithm_run_from_their_package(
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "count" / "summary.json").read_text())["n"] == 12
+    report = subprocess.run([sys.executable, "-c", "import sys, userpkg; from ntkexp.report import write_report; "
+                             f"print(write_report(__import__('pathlib').Path('{tmp_path / 'count'}')).read_text())"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert "## Archs counted" in report.stdout and "12 in all" in report.stdout, report.stderr[-2000:]
     proc = subprocess.run([sys.executable, "run.py", "task=count", "task.top_k=[0.1]", *common,
                            f"hydra.run.dir={tmp_path / 'c2'}"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)

@@ -153,3 +153,10 @@ class RunContext:
 
     def close(self) -> None:
         self.store.close()
+
+
+def device_name(device: torch.device) -> str:
+    """One device in words: the GPU's name, or the CPU with its thread count."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"

@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ntkexp.data import require_training_set
 from ntkexp.init import arch_seed, initialize
 from ntkexp.io import storage_error
-from ntkexp.metrics import (InputRequest, MetricContext, MetricSelection, compute_metrics, metric_settings,
-                            prepare_inputs)
+from ntkexp.metrics import (InputRequest, MetricContext, MetricSelection, combine, compute_metrics,
+                            metric_settings, prepare_inputs)
 from ntkexp.scoring.context import RunContext
 from ntkexp.scoring.keys import cache_key, dataset_conventions, fingerprint, training_conventions
+from ntkexp.scoring.progress import Progress
 from ntkexp.train import KernelTracker, train_for
 
 log = logging.getLogger("ntkexp")
@@ -337,3 +339,29 @@ class ArchScorer:
         seconds = time.perf_counter() - start
         self.n_computed += 1
         return result, seconds, error
+
+
+def score_archs(ctx: RunContext, scorer: ArchScorer, archs: list[str], with_accuracy: bool = True) -> pd.DataFrame:
+    """One row per arch (every score of the selection, combinations formed over the set), with its accuracy (unless
+    ``with_accuracy`` is False: no ground truth)."""
+    rows = []
+    with Progress(len(archs), "scoring", ctx.config.task.progress) as bar:
+        for arch in archs:
+            record = scorer.score(arch)
+            rows.append(record.row())
+            bar.step(cached=record.cached)
+    frame = pd.DataFrame(rows)
+    if with_accuracy:
+        frame["accuracy"] = ctx.require_ground_truth().accuracy(list(frame["arch"]), ctx.accuracy_key)
+    for name in scorer.selection.combinations:  # rank aggregations over the scored set
+        frame[name] = combine(name, {c: frame[c].to_numpy() for c in frame.columns})
+    errors = frame["flags"].str.contains("error:")
+    if errors.all():
+        raise NothingScored(f"every arch failed to score; the first error: {frame['error'].iloc[0]}")
+    return frame
+
+
+def scoring_counts(frame: pd.DataFrame, scorer: ArchScorer) -> dict[str, Any]:
+    """How many archs were flagged, computed and read from the cache, and the seconds their scores cost."""
+    return {"n_flagged": int((frame["flags"] != "").sum()), "n_computed": scorer.n_computed,
+            "n_cached": scorer.n_cached, "score_seconds_total": float(frame["seconds"].sum())}

@@ -1,4 +1,4 @@
-"""What every task shares: the task registry (a task declares its run and its section of a sweep report) and the
+"""What every task shares: the task registry (a task declares its run, its settings and its traits) and the
 one output helper through which it writes its tables, figures and summary."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ntkexp.io import atomic_write, write_json
 from ntkexp.loggers import ExperimentLogger
 from ntkexp.plotting import save_figure
 from ntkexp.registry import Registry
-from ntkexp.scoring import RunContext
+from ntkexp.scoring import ArchScorer, RunContext
 from ntkexp.search import SEARCH_ALGOS
 
 
@@ -61,6 +61,14 @@ class RunOutput:
         self.logger.log_image(name, path)
         return path
 
+    def scores(self, frame: pd.DataFrame, names: list[str]) -> None:
+        """``scores.csv`` (one row per arch: its scores, train stats and accuracy where there are any, flags, seconds,
+        and the error of an arch that failed) and the same table, without the errors, on the dashboard."""
+        optional = [c for c in ("train_loss", "train_acc", "accuracy") if c in frame]
+        columns = ["arch", "index", *names, *optional, "flags", "seconds", "cached"]
+        self.table("scores", frame[columns + (["error"] if "error" in frame else [])], log=False)
+        self.logger.log_table("scores", frame[columns])
+
     def training_curves(self, curves: list[dict[str, Any]]) -> None:
         """The training steps a run took (``training_curves.csv``: arch, epoch, step, loss, acc), on the dashboard as
         a table and as step-by-step ``train/loss`` and ``train/acc`` series."""
@@ -71,12 +79,18 @@ class RunOutput:
             self.logger.log_metrics({"train/loss": row["loss"], "train/acc": row["acc"], "train/step": i,
                                      "train/epoch": row["epoch"]})
 
-    def summary(self, task: str, payload: dict[str, Any], dashboard: dict[str, Any],
-                conventions: dict[str, Any]) -> dict[str, Any]:
-        """``summary.json``: the task's ``payload``, the conventions, the device, library versions and the whole
-        resolved config; ``dashboard`` (flat numbers) goes to the logger's summary."""
-        summary = {"task": task, **payload, "conventions": conventions, "device": str(self.ctx.device),
-                   "versions": versions(), "config": self.ctx.resolved}
+    def summary(self, task: str, payload: dict[str, Any], dashboard: dict[str, Any], scorer: ArchScorer | None = None,
+                epochs: int | None = None, conventions: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``summary.json``: the task's ``payload``; what every task records besides: what ``scorer`` computed, in
+        words (at ``epochs`` of training; default the run's), the ground truth's provenance (where there is one), the
+        conventions (the scorer's, with ``conventions`` added), the device, library versions and the whole resolved
+        config; ``dashboard`` (flat numbers) goes to the logger's summary."""
+        common: dict[str, Any] = {**scorer.description(epochs)} if scorer is not None else {}
+        if self.ctx.ground_truth is not None:
+            common["ground_truth"] = self.ctx.ground_truth.provenance()
+        own = scorer.conventions if scorer is not None else {}
+        summary = {"task": task, **payload, **common, "conventions": {**own, **(conventions or {})},
+                   "device": str(self.ctx.device), "versions": versions(), "config": self.ctx.resolved}
         write_json(self.run_dir / "summary.json", summary)
         self.logger.log_summary(dashboard)
         return summary
@@ -92,24 +106,18 @@ def top_k_fractions(top_k: list[float]) -> list[float]:
 
 
 RunFn = Callable[[RunContext, RunOutput], dict[str, Any]]
-RowsFn = Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]]
-SectionFn = Callable[[pd.DataFrame, Path], list[str]]
 
 
 @dataclass(frozen=True)
 class Task:
-    """A task: ``run(ctx, out) -> summary``; for a sweep report, ``rows(summary, base)`` turns one job's summary into
-    tidy rows (``base`` holds the job's group, seed and directory) and ``section(rows, out_dir)`` returns the
-    report's Markdown lines for all of them (writing its figures and tables to ``out_dir``). ``spaces``: the search
-    spaces the task runs on (empty: every space), checked before any data is loaded. ``config``: its settings (a
+    """A task: ``run(ctx, out) -> summary`` (its part of a sweep report is registered in ``ntkexp.report``).
+    ``spaces``: the search spaces the task runs on (empty: every space), checked before any data is loaded. ``config``: its settings (a
     :class:`~ntkexp.config.TaskConfig` subclass; ``task=<name>`` composes on it). ``search_knobs``: the
     ``search_algo`` settings it reads (None: it runs no search algorithm); with ``one_algorithm``, also those of the
     algorithm ``search_algo.name`` (else of every algorithm: it runs several)."""
 
     name: str
     run: RunFn
-    rows: RowsFn
-    section: SectionFn
     spaces: tuple[str, ...] = ()
     needs_ground_truth: bool = True  # False: runs with no benchmark installed (task=score)
     config: type[TaskConfig] = TaskConfig
@@ -154,18 +162,17 @@ class Task:
 TASKS: Registry[Task] = Registry("task")
 
 
-def register_task(name: str, rows: RowsFn, section: SectionFn, *, spaces: tuple[str, ...] = (),
+def register_task(name: str, *, spaces: tuple[str, ...] = (),
                   needs_ground_truth: bool = True, config: type[TaskConfig] = TaskConfig,
                   search_knobs: tuple[str, ...] | None = None, one_algorithm: bool = True) -> Callable[[RunFn], RunFn]:
-    """Register ``fn(ctx, out) -> summary`` as task ``name`` with its report hooks and its traits (see
+    """Register ``fn(ctx, out) -> summary`` as task ``name`` with its traits (see
     :class:`Task`); its settings schema goes into Hydra's config store as ``task_schema/<name>``, which
     ``conf/task/<name>.yaml`` names first in its defaults."""
     if not (dataclasses.is_dataclass(config) and issubclass(config, TaskConfig)):
         raise ValueError(f"task {name!r}: config must be a TaskConfig dataclass, got {config!r}")
 
     def wrap(fn: RunFn) -> RunFn:
-        TASKS.register(name, Task(name, fn, rows, section, spaces, needs_ground_truth, config, search_knobs,
-                                  one_algorithm))
+        TASKS.register(name, Task(name, fn, spaces, needs_ground_truth, config, search_knobs, one_algorithm))
         ConfigStore.instance().store(group="task_schema", name=name, node=config)
         return fn
 

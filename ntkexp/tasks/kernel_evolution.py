@@ -12,17 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import textwrap
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ntkexp.config import TaskConfig
 from ntkexp.metrics import direction_of
-from ntkexp.plotting import pyplot, save_figure
+from ntkexp.plotting import pyplot
 from ntkexp.scoring import ArchScorer, NothingScored, Progress, RunContext, band_archs, choose_archs
 from ntkexp.stats import bootstrap_interval, correlate
-from ntkexp.tables import aggregate, markdown
 from ntkexp.tasks.base import RunOutput, register_task, top_k_fractions
 
 
@@ -155,7 +153,7 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
             f"{ctx.dataset.batch_size} images, {ctx.train.resolved_precision(ctx.device.type)}) | "
             f"bn={ctx.ntk.bn_mode} batch={ctx.ntk.batch_size} | {len(chosen)} archs")
     payload = {
-        "n_archs": len(chosen), "epochs": epochs, "note": note, "ground_truth": gt.provenance(),
+        "n_archs": len(chosen), "epochs": epochs, "note": note,
         "steps_per_epoch": steps, "batch_size": ctx.dataset.batch_size,
         "kendall_tau": {n: {int(r.epoch): r.kendall_tau for r in ranks[ranks.metric == n].itertuples()} for n in names},
         "kernel_corr_median": frame.groupby("epoch")["kernel_corr"].median().to_dict(),
@@ -163,8 +161,8 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
         "kernel_corr_mean": frame.groupby("epoch")["kernel_corr"].mean().to_dict(),
         "kernel_rel_diff_mean": frame.groupby("epoch")["kernel_rel_diff"].mean().to_dict(),
     }
-    conventions = {**scorer.conventions, **({"training": scorer.training("training")} if max(epochs) > 0 else {})}
-    summary = out.summary("kernel_evolution", payload, {}, conventions)
+    training = {"training": scorer.training("training")} if max(epochs) > 0 else {}
+    summary = out.summary("kernel_evolution", payload, {}, scorer, epochs=0, conventions=training)
     for r in ranks.itertuples():
         out.logger.log_metrics({f"{r.metric}/kendall_tau": r.kendall_tau, f"{r.metric}/spearman_rho": r.spearman_rho,
                                 "epoch": r.epoch})
@@ -175,26 +173,5 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     return summary
 
 
-def evolution_rows(summary: dict[str, Any], base: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{**base, "metric": metric, "epoch": int(epoch), "kendall_tau": tau}
-            for metric, per_epoch in summary["kendall_tau"].items() for epoch, tau in per_epoch.items()]
-
-
-def evolution_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
-    table = aggregate(frame, ["group", "metric", "epoch"], ["kendall_tau"])
-    table.to_csv(out_dir / "kernel_evolution_summary.csv", index=False)
-    fig, ax = pyplot().subplots(figsize=(5.4, 3.8))
-    for (group, metric), part in table.groupby(["group", "metric"], sort=False):
-        ax.errorbar(part["epoch"], part["kendall_tau_mean"], yerr=part["kendall_tau_std"].fillna(0), marker="o",
-                    capsize=2, label=f"{metric} {group[:30]}")
-    ax.set_xlabel("epoch t")
-    ax.set_ylabel("Kendall tau")
-    ax.legend(fontsize=6)
-    ax.set_title("Kendall tau of each metric after t epochs of training", fontsize=9)
-    path = save_figure(fig, out_dir / "kernel_evolution_tau.png")
-    return ["## Kendall tau after t epochs of training (mean, std and n over seeds)", "", markdown(table), "",
-            f"![tau vs epoch]({path.name})", ""]
-
-
-register_task("kernel_evolution", evolution_rows, evolution_section, config=KernelEvolutionConfig)(
+register_task("kernel_evolution", config=KernelEvolutionConfig)(
     run_kernel_evolution)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import dataclasses
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,12 +23,10 @@ import pandas as pd
 from ntkexp.config import TaskConfig
 from ntkexp.metrics import COMBINATIONS, expand, traits
 from ntkexp.plotting import pyplot
-from ntkexp.scoring import ArchScorer, RunContext
+from ntkexp.scoring import ArchScorer, RunContext, device_name
 from ntkexp.search.prune import PruneRound, prune_supernet
 from ntkexp.spaces.nasbench201 import OPS, EDGES, NASBench201, NASBench201Supernet, format_ops, format_supernet
-from ntkexp.tables import aggregate, markdown
 from ntkexp.tasks.base import RunOutput, register_task
-from ntkexp.tasks.search import device_name
 
 log = logging.getLogger("ntkexp")
 
@@ -112,10 +109,9 @@ def run_prune_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
         "supernet": supernet.label(), "ops": list(ops), "repeats": repeats,
         "cost": {"device": device_name(ctx.device), "supernets_scored": len(seconds),
                  "score_seconds": float(sum(seconds))},
-        "ground_truth": gt.provenance(), **scorer.description(0),
     }
     summary = out.summary("prune_search", payload, {"found_accuracy": accuracy[key],
-                                                    "score_seconds": float(sum(seconds))}, scorer.conventions)
+                                                    "score_seconds": float(sum(seconds))}, scorer, epochs=0)
     out.figure("prune_rounds", lambda: rounds_figure(frame, f"pruning by {' + '.join(names)} | found {key} "
                                                             f"{accuracy[key]:.2f}% | seed {ctx.seed}"))
     print(f"found: {found}")
@@ -142,17 +138,5 @@ def rounds_figure(frame: pd.DataFrame, title: str) -> Any:
     return fig
 
 
-def prune_rows(summary: dict[str, Any], base: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{**base, "metric": summary["metric"], "dataset": dataset, "found": acc,
-             "best": summary["benchmark_best_accuracy"][dataset], "score_seconds": summary["cost"]["score_seconds"]}
-            for dataset, acc in summary["found"]["accuracy"].items()]
-
-
-def prune_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
-    table = aggregate(frame, ["group", "metric", "dataset"], ["found", "best", "score_seconds"])
-    table.to_csv(out_dir / "prune_search_summary.csv", index=False)
-    return ["## Pruning searches (test accuracy %, mean, std and n over seeds)", "", markdown(table), ""]
-
-
-register_task("prune_search", prune_rows, prune_section, spaces=("nasbench201",), config=PruneTaskConfig)(
+register_task("prune_search", spaces=("nasbench201",), config=PruneTaskConfig)(
     run_prune_search)

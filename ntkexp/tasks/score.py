@@ -6,17 +6,13 @@ correlation with accuracy needs the benchmark (``task=correlate``)."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from ntkexp.scoring import ArchScorer, RunContext
+from ntkexp.scoring import ArchScorer, RunContext, score_archs, scoring_counts
 from ntkexp.scoring.selection import named_archs
-from ntkexp.tables import aggregate, markdown, write_csv
 from ntkexp.tasks.base import RunOutput, register_task
-from ntkexp.tasks.correlate import score_archs, scoring_counts, write_scores
 
 log = logging.getLogger("ntkexp")
 
@@ -47,22 +43,12 @@ def run_score(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
              ",".join(ctx.selection.names))
     frame = score_archs(ctx, scorer, archs, with_accuracy=False)
     names = ctx.selection.names
-    write_scores(out, frame, names)
-    payload = {"n_archs": len(frame), **scorer.description(), **scoring_counts(frame, scorer),
+    out.scores(frame, names)
+    payload = {"n_archs": len(frame), **scoring_counts(frame, scorer),
                "note": "scores only: a correlation with accuracy needs the benchmark (task=correlate)"}
-    summary = out.summary("score", payload, {"n_archs": len(frame)}, scorer.conventions)
+    summary = out.summary("score", payload, {"n_archs": len(frame)}, scorer)
     print(frame[["arch", *names]].to_string(index=False, max_colwidth=60))
     return summary
 
 
-def score_rows(summary: dict[str, Any], base: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{**base, "n_archs": summary["n_archs"], "score_seconds": summary["score_seconds_total"]}]
-
-
-def score_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
-    table = aggregate(frame, ["group"], ["n_archs", "score_seconds"])
-    write_csv(table, out_dir / "score_summary.csv")
-    return ["## Scoring runs (no benchmark)", "", markdown(table), ""]
-
-
-register_task("score", score_rows, score_section, needs_ground_truth=False)(run_score)
+register_task("score", needs_ground_truth=False)(run_score)

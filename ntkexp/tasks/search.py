@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ntkexp.metrics import expand
 from ntkexp.plotting import pyplot
-from ntkexp.scoring import ArchScorer, RunContext
+from ntkexp.scoring import ArchScorer, RunContext, device_name
 from ntkexp.search import SEARCH_ALGOS, Guide, MetricScorer, OracleScorer, SearchContext
-from ntkexp.tables import aggregate, markdown
 from ntkexp.tasks.base import RunOutput, register_task
 
 log = logging.getLogger("ntkexp")
@@ -99,12 +96,11 @@ def run_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
         "random_arch_mean_accuracy": naive, "random_arch_draws": len(draws), "benchmark_best_accuracy": best_possible,
         "baseline_budget": f"the oracle and the random draw get as many evaluations as the guided search made ({made})",
         "restricted_to_benchmark": bool(restrict), "search_algo": dataclasses.asdict(algo_cfg), "cost": cost,
-        "ground_truth": gt.provenance(), **scorer.description(),
     }
     summary = out.summary("search", payload, {
         "found_accuracy": runs[main_label]["accuracy"][key], "oracle_accuracy": runs[oracle_label]["accuracy"][key],
         "random_accuracy": naive[key], "search_score_seconds": runs[main_label]["score_seconds"],
-        "evaluations": runs[main_label]["evaluations"]}, scorer.conventions)
+        "evaluations": runs[main_label]["evaluations"]}, scorer)
     title = f"{algo_cfg.name} on {ctx.space.label()} | {key} | metric {primary} | seed {ctx.seed}"
     out.figure("search_curve", lambda: curves_figure(curve, title))
     print(f"found: {runs[main_label]['arch']}")
@@ -117,13 +113,6 @@ def run_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
               f"{cost['candidates']} candidates would take {cost['benchmark_training_seconds']:.0f} s "
               f"({cost['speedup_over_training']:.0f}x) by the benchmark's record")
     return summary
-
-
-def device_name(device: torch.device) -> str:
-    """One device in words: the GPU's name, or the CPU with its thread count."""
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 def search_cost(ctx: RunContext, gt: Any, guided: SearchContext, score_seconds: float) -> dict[str, Any]:
@@ -139,21 +128,5 @@ def search_cost(ctx: RunContext, gt: Any, guided: SearchContext, score_seconds: 
     return cost
 
 
-def search_rows(summary: dict[str, Any], base: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{**base, "algorithm": summary["algorithm"], "metric": summary["metric"], "dataset": dataset,
-             "found": acc, "oracle": summary["oracle"]["accuracy"][dataset],
-             "random": summary["random_arch_mean_accuracy"][dataset], "searched_on": summary["dataset_key"],
-             "score_seconds": summary["found"]["score_seconds"], "evaluations": summary["found"]["evaluations"],
-             "speedup_over_training": summary.get("cost", {}).get("speedup_over_training")}
-            for dataset, acc in summary["found"]["accuracy"].items()]
-
-
-def search_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
-    table = aggregate(frame, ["group", "algorithm", "metric", "dataset"],
-                      ["found", "oracle", "random", "score_seconds", "evaluations"])
-    table.to_csv(out_dir / "search_summary.csv", index=False)
-    return ["## Search results (test accuracy %, mean, std and n over seeds)", "", markdown(table), ""]
-
-
-register_task("search", search_rows, search_section,
+register_task("search",
               search_knobs=("name", "budget_evals", "budget_seconds", "derive", "restrict_to_benchmark"))(run_search)

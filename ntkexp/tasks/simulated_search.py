@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import dataclasses
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,7 @@ from ntkexp.metrics import expand
 from ntkexp.plotting import pyplot
 from ntkexp.scoring import ArchScorer, Progress, RunContext
 from ntkexp.search import SEARCH_ALGOS, ClockGuide, MetricScorer, SearchContext, SimulatedTraining
-from ntkexp.tables import aggregate, markdown, write_csv
+from ntkexp.tables import aggregate, markdown
 from ntkexp.tasks.base import RunOutput, register_task
 
 log = logging.getLogger("ntkexp")
@@ -138,10 +137,9 @@ def run_simulated_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
                             f"{a_rea_name}_device_seconds": a_rea.cost.score_seconds}
                            if a_rea is not metric else {}),
                         "note": "the metric's cost is reported beside the simulated clock, not charged to it"},
-        "ground_truth": gt.provenance(), **metric.arch_scorer.description(0),
     }
     summary = out.summary("simulated_search", payload, {f"{m}/cifar10_test": payload["results"][m]["cifar10_test_mean"]
-                                                        for m in payload["results"]}, metric.arch_scorer.conventions)
+                                                        for m in payload["results"]}, metric.arch_scorer, epochs=0)
     out.figure("simulated_search", lambda: results_figure(frame, f"{sim_cfg.runs} runs, {sim_cfg.budget_seconds:.0f} s "
                                                                  f"of recorded training each, searched on "
                                                                  f"{sim_cfg.dataset}; metric {metric_name}"))
@@ -166,17 +164,5 @@ def results_figure(frame: pd.DataFrame, title: str) -> Any:
     return fig
 
 
-def simulated_rows(summary: dict[str, Any], base: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{**base, "method": method, **{k: v for k, v in values.items() if k.endswith("_mean")}}
-            for method, values in summary["results"].items()]
-
-
-def simulated_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
-    columns = [c for c in frame.columns if c.endswith("_mean")]
-    table = aggregate(frame, ["group", "method"], columns)
-    write_csv(table, out_dir / "simulated_search_summary.csv")
-    return ["## Simulated searches (mean accuracy %, mean over jobs)", "", markdown(table, 2), ""]
-
-
-register_task("simulated_search", simulated_rows, simulated_section, config=SimulatedSearchTaskConfig,
+register_task("simulated_search", config=SimulatedSearchTaskConfig,
               search_knobs=("pool_size", "init_pool"), one_algorithm=False)(run_simulated_search)

@@ -1,21 +1,44 @@
-"""Collect the jobs of a sweep (every ``summary.json`` below a directory) into tidy tables, figures and a Markdown
-report: mean, std and n over seeds, grouped by everything else the jobs were overridden with. Each task declares its
-own rows and report section (``ntkexp.tasks.base.Task``).
-
-    python scripts/report.py outputs/correlate/multirun/2026-11-24/10-00-00
-"""
+"""The report machinery: the registry of task sections, collecting a sweep's summaries, writing the report."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import pandas as pd
 import yaml
 
 from ntkexp.io import atomic_write
-from ntkexp.tasks import TASKS
+from ntkexp.registry import Registry
+
+RowsFn = Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]]
+SectionFn = Callable[[pd.DataFrame, Path], list[str]]
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """How a task's jobs appear in a sweep report: ``rows(summary, base)`` turns one job's summary into tidy rows
+    (``base`` holds the job's group, seed and directory); ``section(rows, out_dir)`` returns the report's Markdown
+    lines for all of them, writing its figures and tables to ``out_dir``."""
+
+    task: str
+    rows: RowsFn
+    section: SectionFn
+
+
+SECTIONS: Registry[ReportSection] = Registry("report section")
+
+
+def register_section(task: str, rows: RowsFn) -> Callable[[SectionFn], SectionFn]:
+    """Register ``section(frame, out_dir) -> lines`` with ``rows`` as task ``task``'s part of a sweep report."""
+
+    def wrap(section: SectionFn) -> SectionFn:
+        SECTIONS.register(task, ReportSection(task, rows, section))
+        return section
+
+    return wrap
 
 
 def _overrides(job_dir: Path) -> dict[str, str]:
@@ -42,11 +65,11 @@ def collect(sweep_dir: Path) -> dict[str, pd.DataFrame]:
     for summary_path in paths:
         summary = json.loads(summary_path.read_text())
         task = summary.get("task")
-        if task not in TASKS:
+        if task not in SECTIONS:
             continue
         job = summary_path.parent
         base = {"group": labels[job], "seed": summary.get("config", {}).get("seed"), "job": str(job)}
-        rows.setdefault(task, []).extend(TASKS.get(task).rows(summary, base))
+        rows.setdefault(task, []).extend(SECTIONS.get(task).rows(summary, base))
     return {task: pd.DataFrame(r) for task, r in rows.items() if r}
 
 
@@ -64,7 +87,7 @@ def write_report(sweep_dir: Path, out_dir: Path | None = None, title: str | None
     for task, frame in tables.items():
         with atomic_write(out_dir / f"{task}_jobs.csv") as tmp:
             frame.to_csv(tmp, index=False)
-        parts += TASKS.get(task).section(frame, out_dir)
+        parts += SECTIONS.get(task).section(frame, out_dir)
     report = out_dir / "report.md"
     with atomic_write(report) as tmp:
         tmp.write_text("\n".join(parts) + "\n")
