@@ -73,12 +73,37 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
 WHOLE_NUMBERS = {"seed": False, "n_archs": True, "threads": True}
 
 
-def register_schemas() -> None:
-    """Put the run schema and every task's settings schema into Hydra's config store (before composing)."""
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def register_schemas(conf_dir: Path = CONF_DIR) -> None:
+    """Put the run schema and every task's settings schema into Hydra's config store (before composing), and the
+    option ``metric=<name>`` of every registered metric that has no ``conf/metric/<name>.yaml`` (a YAML is only
+    needed for a preset of several metrics or with settings)."""
+    from hydra.core.config_store import ConfigStore
+
     from ntkexp.config import register_configs
+    from ntkexp.metrics import METRICS
     import ntkexp.tasks  # noqa: F401 - each task registers its settings schema (task_schema/<name>)
 
     register_configs()
+    store = ConfigStore.instance()
+    for name in METRICS:
+        if not (conf_dir / "metric" / f"{name}.yaml").exists():
+            store.store(group="metric", name=name, node={"names": [name]})
+
+
+def group_options(conf_dir: Path, group: str) -> list[str]:
+    """The options of config group ``group``: its YAML files (less the shared bases, ``_*``) and what the config
+    store holds for it (the generated single-metric options)."""
+    from hydra.core.config_store import ConfigStore
+
+    files = {p.stem for p in (conf_dir / group).glob("*.yaml") if not p.stem.startswith("_")}
+    try:
+        stored = {n.removesuffix(".yaml") for n in ConfigStore.instance().list(group)}
+    except (OSError, KeyError, ValueError):  # no such group in the store
+        stored = set()
+    return sorted(files | stored)
 
 
 def check_group_overrides(args: list[str], conf_dir: Path) -> None:
@@ -105,7 +130,7 @@ def check_group_overrides(args: list[str], conf_dir: Path) -> None:
         group = conf_dir / key
         if not sep or not group.is_dir() or key == "hydra":
             continue
-        options = sorted(p.stem for p in group.glob("*.yaml") if not p.stem.startswith("_"))
+        options = group_options(conf_dir, key)
         if value.strip().startswith(("[", "{")) or not value.strip():
             raise ValueError(f"{key}={value}: a config group takes one option name (comma-separate several to "
                              f"sweep with --multirun); options: {', '.join(options)}")

@@ -153,3 +153,12 @@ def test_nb101_cell_with_an_aliased_output_projection_keeps_its_weights() -> Non
     net.cpu()
     torch.nn.functional.cross_entropy(net(x), torch.arange(6) % 10).backward()
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+def test_the_swap_nas_darts_space_names_itself_for_its_benchmark_not_nds() -> None:
+    """One name per concept: search_space=darts_swap (SWAP-NAS's archs) is recorded as darts_swap, not nds_darts."""
+    cfg = make_cfg(["search_space=darts_swap"])
+    space = SPACES.get(cfg.search_space.name)(**cfg.search_space.kwargs)
+    assert cfg.search_space.name == "darts_swap" and space.describe()["name"] == "darts_swap"
+    assert "darts_swap" in space.label() and "NDS" not in space.label()
+    assert SPACES.get("nds_darts")().describe()["name"] == "nds_darts"

@@ -1,5 +1,6 @@
 """Metric registry. Importing this package registers every metric and combination; this is the one list of metric
-modules (a new metric is one module here plus one ``conf/metric/<name>.yaml``)."""
+modules (a new metric is one module here; ``metric=<name>`` is generated from the registry, a
+``conf/metric/<name>.yaml`` is needed only for a preset of several metrics or with settings)."""
 
 from ntkexp.metrics.base import (
     METRICS,

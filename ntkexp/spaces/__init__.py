@@ -16,6 +16,7 @@ SPACES.register("nasbench201", NASBench201)
 SPACES.register("nasbench101", NASBench101)
 for _variant in SPACE_OPS:
     SPACES.register(f"nds_{_variant}", partial(NDSSpace, _variant))
+SPACES.register("darts_swap", partial(NDSSpace, "darts", name="darts_swap"))  # the DARTS cells, SWAP-NAS's archs
 
 
 __all__ = ["SPACES", "InvalidArchError", "NASBench101", "NASBench201", "NDSSpace", "SearchSpace"]

@@ -263,17 +263,19 @@ class NetworkCIFAR(nn.Module):
 
 
 class NDSSpace(SearchSpace):
-    """One NDS design space; ``C``/``layers`` apply to archs that do not carry their own width/depth."""
+    """One NDS design space; ``C``/``layers`` apply to archs that do not carry their own width/depth. ``name``: what
+    the space is called (default ``nds_<variant>``; the same cells with another benchmark's archs, e.g. SWAP-NAS's
+    DARTS genotypes, are named for that benchmark)."""
 
     size = None
 
-    def __init__(self, variant: str = "darts", C: int = 16, layers: int = 8) -> None:
+    def __init__(self, variant: str = "darts", C: int = 16, layers: int = 8, *, name: str | None = None) -> None:
         if variant not in SPACE_OPS:
             raise ValueError(f"unknown NDS space {variant!r}; valid: {', '.join(sorted(SPACE_OPS))}")
         if C < 1 or layers < 1:
             raise ValueError(f"an NDS network needs C >= 1 and layers >= 1, got C={C}, layers={layers}")
         self.variant, self.C, self.layers = variant, C, layers
-        self.name = f"nds_{variant}"
+        self.name = name or f"nds_{variant}"
 
     def validate(self, arch: str) -> str:
         return format_genotype(parse_genotype(arch))
@@ -363,5 +365,7 @@ class NDSSpace(SearchSpace):
         return {"name": self.name, "C": self.C, "layers": self.layers}
 
     def label(self) -> str:
-        return (f"NDS {self.variant.upper()} network (DARTS NetworkCIFAR; each arch's own width/depth, else "
-                f"C={self.C}, {self.layers} layers)")
+        what = f"NDS {self.variant.upper()}" if self.name == f"nds_{self.variant}" else \
+            f"{self.name} ({self.variant.upper()} cells)"
+        return (f"{what} network (DARTS NetworkCIFAR; each arch's own width/depth, else C={self.C}, "
+                f"{self.layers} layers)")
