@@ -78,8 +78,8 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 def register_schemas(conf_dir: Path = CONF_DIR) -> None:
     """Put the run schema and every task's settings schema into Hydra's config store (before composing), and the
-    option ``metric=<name>`` of every registered metric that has no ``conf/metric/<name>.yaml`` (a YAML is only
-    needed for a preset of several metrics or with settings)."""
+    option ``metric=<name>`` of every metric of ntkexp's own that has no ``conf/metric/<name>.yaml`` (a YAML is only
+    needed for a preset of several metrics or with settings; a plug-in's metric brings its own)."""
     from hydra.core.config_store import ConfigStore
 
     from ntkexp.config import register_configs
@@ -88,8 +88,8 @@ def register_schemas(conf_dir: Path = CONF_DIR) -> None:
 
     register_configs()
     store = ConfigStore.instance()
-    for name in METRICS:
-        if not (conf_dir / "metric" / f"{name}.yaml").exists():
+    for name in METRICS:  # ntkexp's own (a plug-in's YAML may lie anywhere on the search path: it brings its own)
+        if METRICS.get(name).fn.__module__.startswith("ntkexp.") and not (conf_dir / "metric" / f"{name}.yaml").exists():
             store.store(group="metric", name=name, node={"names": [name]})
 
 

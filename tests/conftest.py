@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import hypothesis
@@ -91,8 +93,29 @@ def make_cfg(overrides: list[str], tmp_path: Path | None = None) -> DictConfig:
     return cfg
 
 
-#: small, fast settings for end-to-end runs on the default (the real NAS-Bench-201 on the shipped CIFAR-10 probe)
-TINY = ["n_archs=6", "ntk.batch_size=8", "logger=csv", "task.progress=false", "threads=1"]
+#: quiet, fast settings for end-to-end runs: a small probe batch, CSV logging, no progress bar, one thread
+QUIET = ["ntk.batch_size=8", "logger=csv", "task.progress=false", "threads=1"]
+#: QUIET on six archs: a whole run on the default (the real NAS-Bench-201 on the shipped CIFAR-10 probe) in seconds
+TINY = ["n_archs=6", *QUIET]
+
+
+def python(*argv: str, env: dict[str, str] | None = None, timeout: float = 600,
+           cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """``python *argv`` in the repository, as a user runs it (output captured as text): the one way tests run
+    ntkexp's command lines (``cli`` for ``run.py``; ``-m ntkexp.data``, ``scripts/report.py`` through this)."""
+    return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
+        cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """``python run.py *args``."""
+    return python(str(ROOT / "run.py"), *args, env=env, timeout=timeout, cwd=cwd)
+
+
+def cli_started(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.Popen[str]:
+    """``python run.py *args`` started in the background (for tests that signal it or run several at once)."""
+    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
 from hydra.errors import ConfigCompositionException
@@ -15,7 +13,7 @@ from ntkexp.ntk import BN_MODES
 
 from ntkexp.main import group_options
 
-from .conftest import CONF, DIGITS, ROOT, make_cfg
+from .conftest import CONF, DIGITS, cli, make_cfg
 
 GROUPS = ["search_space", "metric", "init", "bn_mode", "dataset", "task", "logger", "trainer", "search_algo", "ntk"]
 
@@ -56,12 +54,8 @@ def test_unknown_key_is_refused() -> None:
         make_cfg(["ntk.batchsize=32"])
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
-
-
 def test_unknown_metric_on_the_command_line_lists_valid_metrics() -> None:
-    proc = _run("search_space=nasbench201", "metric=nc")
+    proc = cli("search_space=nasbench201", "metric=nc")
     assert proc.returncode != 0
     assert "metric/nc" in proc.stderr
     for name in ("lga", "ncn", "fnorm"):
@@ -74,7 +68,7 @@ def test_unknown_metric_on_the_command_line_lists_valid_metrics() -> None:
     (["dataset=cifar10"], ["cifar-10-batches-py", "kriz"]),
 ])
 def test_missing_benchmark_or_data_file_fails_with_the_path(tmp_path, args: list[str], expected: list[str]) -> None:
-    proc = _run(*[a.format(tmp=tmp_path) for a in args], f"paths.data_root={tmp_path}", "logger=none",
+    proc = cli(*[a.format(tmp=tmp_path) for a in args], f"paths.data_root={tmp_path}", "logger=none",
                 f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 2
     assert proc.stderr.startswith("ntkexp: error:") and proc.stderr.count("\n") == 1
@@ -83,7 +77,7 @@ def test_missing_benchmark_or_data_file_fails_with_the_path(tmp_path, args: list
 
 
 def test_dataset_that_does_not_fit_the_benchmark_is_one_line(tmp_path) -> None:
-    proc = _run(*DIGITS, "dataset=cifar10_probe", "logger=none", f"hydra.run.dir={tmp_path}/run")
+    proc = cli(*DIGITS, "dataset=cifar10_probe", "logger=none", f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 2 and "'cifar10'" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -99,6 +93,6 @@ def test_dataset_that_does_not_fit_the_benchmark_is_one_line(tmp_path) -> None:
     (["experiment=gradsign_table55_cpu", "task.decile=1"], "task.decile does not apply to task=simulated_search"),
 ])
 def test_a_setting_that_does_not_apply_is_refused_in_one_line(tmp_path, args: list[str], expected: str) -> None:
-    proc = _run(*args, "n_archs=3", "logger=none", f"hydra.run.dir={tmp_path}/run")
+    proc = cli(*args, "n_archs=3", "logger=none", f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert expected in proc.stderr, proc.stderr

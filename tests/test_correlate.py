@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from scipy import stats
 
 from ntkexp.main import run
 
-from .conftest import ROOT, TINY, make_cfg, shared
+from .conftest import QUIET, TINY, cli, cli_started, make_cfg, shared
 
 
 def test_correlate_writes_scores_summary_and_plot(tmp_path: Path) -> None:
@@ -90,28 +88,28 @@ def _rows(cache: Path) -> int:
         return 0
 
 
-def _cli(run_dir: Path, cache: Path, n: int) -> list[str]:
-    return [sys.executable, "run.py", f"n_archs={n}", "ntk.batch_size=8", "logger=csv", "task.progress=false",
-            "threads=1", f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache}"]
+def _args(run_dir: Path, cache: Path, n: int) -> list[str]:
+    return [f"n_archs={n}", *QUIET, f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache}"]
 
 
 @pytest.mark.slow
 def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> None:
     n = 24
     ref_dir = tmp_path / "ref"
-    subprocess.run(_cli(ref_dir, tmp_path / "cache_ref", n), cwd=ROOT, check=True, capture_output=True, timeout=600)
+    assert cli(*_args(ref_dir, tmp_path / "cache_ref", n)).returncode == 0
     reference = pd.read_csv(ref_dir / "scores.csv")
 
     run_dir, cache = tmp_path / "killed", tmp_path / "cache_killed"
     for target in (3, 9):  # killed twice mid-way, once a few more archs are durably stored
-        proc = subprocess.Popen(_cli(run_dir, cache, n), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = cli_started(*_args(run_dir, cache, n))
         deadline = time.time() + 300
         while _rows(cache) < target and proc.poll() is None and time.time() < deadline:
             time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         assert not (run_dir / "scores.csv").exists()  # nothing looks finished
-    done = subprocess.run(_cli(run_dir, cache, n), cwd=ROOT, check=True, capture_output=True, timeout=600)
+    done = cli(*_args(run_dir, cache, n))
+    assert done.returncode == 0, done.stderr[-2000:]
     resumed = pd.read_csv(run_dir / "scores.csv")
     cols = ["arch", "index", "lga", "accuracy", "flags"]
     pd.testing.assert_frame_equal(resumed[cols], reference[cols])
@@ -120,9 +118,8 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> N
 
 
 def test_default_run_prints_kendall_and_spearman(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "run.py", "n_archs=5", "ntk.batch_size=8", f"hydra.run.dir={tmp_path}",
-                           f"paths.cache_dir={tmp_path}/cache"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "WANDB_MODE": "offline"})
+    proc = cli("n_archs=5", "ntk.batch_size=8", f"hydra.run.dir={tmp_path}", f"paths.cache_dir={tmp_path}/cache",
+               env={**os.environ, "WANDB_MODE": "offline"})
     assert proc.returncode == 0, proc.stderr
     assert "kendall_tau=" in proc.stdout and "spearman_rho=" in proc.stdout
     assert (tmp_path / "wandb").is_dir()  # the offline W&B run is in the run directory

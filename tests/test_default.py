@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from ntkexp.spaces import NASBench201
 from ntkexp.spaces.nds import parse_genotype
 from ntkexp.tasks.correlate import scatter_figure
 
-from .conftest import CONF, ROOT, make_cfg, shared
+from .conftest import CONF, cli, make_cfg, shared
 
 BEST_CIFAR10 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 
@@ -27,9 +26,8 @@ def _run(tmp_path: Path, *args: str, timeout: int = 600) -> subprocess.Completed
     """run.py with an empty data root: nothing from ../shared or elsewhere can be used."""
     empty = tmp_path / "no_data"
     empty.mkdir(exist_ok=True)
-    return subprocess.run([sys.executable, "run.py", f"paths.data_root={empty}", f"paths.cache_dir={tmp_path / 'c'}",
-                           f"hydra.run.dir={tmp_path / 'run'}", "logger=csv", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    return cli(f"paths.data_root={empty}", f"paths.cache_dir={tmp_path / 'c'}", f"hydra.run.dir={tmp_path / 'run'}",
+               "logger=csv", *args, timeout=timeout)
 
 
 def test_the_default_config_is_the_real_benchmark() -> None:
@@ -127,10 +125,9 @@ def test_the_readme_command_runs_on_cifar10_with_the_nds_file(tmp_path: Path) ->
                for w, d in ((4, 2), (6, 2), (8, 2), (4, 3))]
     (tmp_path / "nds").mkdir()
     (tmp_path / "nds" / "DARTS.json").write_text(json.dumps(records))
-    proc = subprocess.run([sys.executable, "run.py", "search_space=nds_darts", "metric=ncn", "init=gaussian",
-                           f"paths.data_root={tmp_path}", f"paths.cache_dir={tmp_path / 'c'}", "n_archs=4",
-                           "ntk.batch_size=8", "logger=csv", f"hydra.run.dir={tmp_path / 'run'}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = cli("search_space=nds_darts", "metric=ncn", "init=gaussian", f"paths.data_root={tmp_path}",
+               f"paths.cache_dir={tmp_path / 'c'}", "n_archs=4", "ntk.batch_size=8", "logger=csv",
+               f"hydra.run.dir={tmp_path / 'run'}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["conventions"]["dataset"]["name"] == "cifar10_probe" and summary["n_archs"] == 4

@@ -10,8 +10,6 @@ import io
 import json
 import pickle
 import socket
-import subprocess
-import sys
 import tarfile
 import threading
 import zipfile
@@ -26,7 +24,7 @@ from ntkexp.data import load_arrays
 from ntkexp.downloads import RESOURCES, STAGING, DownloadError, DownloadSettings, ensure
 from ntkexp.spaces.nds import parse_genotype
 
-from .conftest import ROOT
+from .conftest import cli, python
 
 
 class _Server:
@@ -201,13 +199,12 @@ def test_downloads_off_or_no_link_name_the_url_and_the_manual_steps(tmp_path: Pa
         ensure("imagenet16_120", tmp_path, DownloadSettings())
 
 
-def _run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "run.py", *args, "download=true", "logger=csv", "task.progress=false"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+#: what every run here adds: downloads on (the tests turn them off elsewhere), quiet
+ONLINE = ["download=true", "logger=csv", "task.progress=false"]
 
 
 def test_no_server_is_one_line_and_a_nonzero_exit(tmp_path: Path) -> None:
-    proc = _run("dataset=cifar10", "n_archs=2", f"paths.data_root={tmp_path}",
+    proc = cli(*ONLINE, "dataset=cifar10", "n_archs=2", f"paths.data_root={tmp_path}",
                 f"download_mirror=http://127.0.0.1:{_closed_port()}", f"hydra.run.dir={tmp_path / 'run'}")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("ntkexp: error: cannot download cifar10 from")
@@ -235,23 +232,21 @@ def test_the_design_cards_command_downloads_the_nds_data_and_correlates(tmp_path
     server.files["data.zip"] = _nds_zip()
     card = ["search_space=nds_darts", "metric=ncn", "init=gaussian", f"paths.data_root={tmp_path / 'data'}",
             f"paths.cache_dir={tmp_path / 'cache'}", "ntk.batch_size=8", "n_archs=4", f"download_mirror={server.url}"]
-    proc = _run(*card, f"hydra.run.dir={tmp_path / 'run1'}")
+    proc = cli(*ONLINE, *card, f"hydra.run.dir={tmp_path / 'run1'}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "run1" / "summary.json").read_text())
     assert summary["n_archs"] == 4 and np.isfinite(summary["correlations"]["ncn"]["kendall_tau"])
     assert (tmp_path / "data" / "nds" / "DARTS.json").exists() and server.count("data.zip") == 1
-    proc = _run(*card, f"hydra.run.dir={tmp_path / 'run2'}")  # a second run downloads nothing
+    proc = cli(*ONLINE, *card, f"hydra.run.dir={tmp_path / 'run2'}")  # a second run downloads nothing
     assert proc.returncode == 0 and server.count("data.zip") == 1, proc.stderr[-2000:]
 
-    status = subprocess.run([sys.executable, "-m", "ntkexp.data", "--data-root", str(tmp_path / "data"), "status"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    status = python("-m", "ntkexp.data", "--data-root", str(tmp_path / "data"), "status", timeout=60)
     lines = {line.split()[0]: line for line in status.stdout.splitlines()[1:]}
     assert status.returncode == 0 and "present" in lines["nds"] and str(tmp_path / "data" / "nds") in lines["nds"]
 
 
 def test_status_on_a_fresh_clone_lists_what_ships_and_what_is_missing(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "ntkexp.data", "--data-root", str(tmp_path), "status"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    proc = python("-m", "ntkexp.data", "--data-root", str(tmp_path), "status", timeout=60)
     assert proc.returncode == 0, proc.stderr
     lines = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:]}
     assert set(lines) == set(RESOURCES)

@@ -4,8 +4,6 @@ here) and the report rebuilds its tables and figures; the report's Figure 3 and 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,10 +12,9 @@ import yaml
 
 from ntkexp.report import write_report
 
-from .conftest import CONF, DIGITS, ROOT, SHARED, make_cfg, shared
+from .conftest import CONF, DIGITS, QUIET, SHARED, cli, make_cfg, shared
 
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-TINY = ["ntk.batch_size=8", "logger=csv", "task.progress=false", "threads=1"]
 TINY_TRAIN = [*DIGITS, "dataset=digits", "dataset.train_subset=128", "dataset.batch_size=64", "trainer.epoch_images=128"]
 # each CPU variant, made tiny: (extra overrides, jobs, task, {report column: expected values})
 CPU_CASES = {
@@ -123,9 +120,7 @@ def test_cpu_variant_runs_tiny_and_reports(tmp_path: Path, name: str) -> None:
     overrides, n_jobs, task, expected = CPU_CASES[name]
     sweep = tmp_path / "sweep"
     where = f"hydra.run.dir={sweep / '0'}" if name in SINGLE_RUN else f"hydra.sweep.dir={sweep}"
-    proc = subprocess.run([sys.executable, "run.py", f"experiment={name}", *TINY, *overrides,
-                           where, f"paths.cache_dir={tmp_path / 'cache'}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = cli(f"experiment={name}", *QUIET, *overrides, where, f"paths.cache_dir={tmp_path / 'cache'}", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(sweep.rglob("summary.json"))) == n_jobs
     report = write_report(sweep, tmp_path / "report", title=name)

@@ -7,7 +7,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +17,13 @@ from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
 from ntkexp.io import resolve_path
 from ntkexp.main import run
 
-from .conftest import DIGITS_TABLE, ROOT, TINY, make_cfg
-
-TINY_RUN = ["ntk.batch_size=8", "logger=csv", "task.progress=false", "threads=1"]
-
+from .conftest import DIGITS_TABLE, QUIET, TINY, cli, make_cfg, python
 
 def _cli(tmp_path: Path, *args: str, sweep: bool = False, env: dict[str, str] | None = None,
          timeout: int = 600) -> subprocess.CompletedProcess[str]:
     where = f"hydra.sweep.dir={tmp_path / 'sweep'}" if sweep else f"hydra.run.dir={tmp_path / 'run'}"
-    return subprocess.run([sys.executable, "run.py", *(["--multirun"] if sweep else []), where,
-                           f"paths.cache_dir={tmp_path / 'cache'}", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return cli(*(["--multirun"] if sweep else []), where, f"paths.cache_dir={tmp_path / 'cache'}", *args,
+               timeout=timeout, env={**os.environ, **(env or {})})
 
 
 # ------------------------------------------------------------------------------------------------ 1. cache by content
@@ -112,7 +107,7 @@ def test_an_incomplete_table_is_refused_unless_allowed(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- 4. sweeps
 @pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]])
 def test_a_sweep_runs_every_job_and_lists_the_failed_ones(tmp_path: Path, launcher: list[str]) -> None:
-    proc = _cli(tmp_path, *launcher, "n_archs=0,5", *TINY_RUN, sweep=True)
+    proc = _cli(tmp_path, *launcher, "n_archs=0,5", *QUIET, sweep=True)
     assert proc.returncode == 1
     sweep = tmp_path / "sweep"
     assert "1 of 2 sweep jobs failed" in proc.stderr and str(sweep / "0") in proc.stderr
@@ -123,8 +118,8 @@ def test_a_sweep_runs_every_job_and_lists_the_failed_ones(tmp_path: Path, launch
 
 def test_a_cluster_launcher_sweep_gives_the_basic_launchers_results(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    basic = _cli(tmp_path / "basic", "n_archs=4,5", *TINY_RUN, sweep=True)
-    local = _cli(tmp_path / "local", "hydra/launcher=submitit_local", "n_archs=4,5", *TINY_RUN, sweep=True)
+    basic = _cli(tmp_path / "basic", "n_archs=4,5", *QUIET, sweep=True)
+    local = _cli(tmp_path / "local", "hydra/launcher=submitit_local", "n_archs=4,5", *QUIET, sweep=True)
     assert basic.returncode == 0 and local.returncode == 0, local.stderr[-2000:]
     for job in ("0", "1"):
         a = pd.read_csv(tmp_path / "basic" / "sweep" / job / "scores.csv")
@@ -155,8 +150,7 @@ def test_bad_values_end_in_one_line_naming_them(tmp_path: Path) -> None:
 
 
 def test_the_report_on_an_empty_directory_is_one_line(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "scripts/report.py", str(tmp_path)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    proc = python("scripts/report.py", str(tmp_path), timeout=120)
     assert proc.returncode == 1 and proc.stderr.strip().startswith("report: error: no job summaries")
     assert "Traceback" not in proc.stderr
 

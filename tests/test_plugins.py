@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from .conftest import ROOT
+from .conftest import cli, python
 
 PACKAGE = '''
 """userpkg: a search space of plain convolutional chains, a metric counting weights and one with settings and inputs
@@ -178,11 +177,9 @@ def _package(root: Path, entry_point: bool) -> Path:
 
 def _run(site: Path, tmp_path: Path, *args: str, metric: str = "weight_count") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(site)}
-    return subprocess.run([sys.executable, "run.py", "task=score", "search_space=conv_chain", f"metric={metric}",
-                           f"hydra.searchpath=[file://{site / 'userpkg' / 'conf'}]", "n_archs=5", "logger=csv",
-                           "task.progress=false", f"paths.cache_dir={tmp_path / 'cache'}",
-                           f"hydra.run.dir={tmp_path / 'run'}", *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return cli("task=score", "search_space=conv_chain", f"metric={metric}",
+               f"hydra.searchpath=[file://{site / 'userpkg' / 'conf'}]", "n_archs=5", "logger=csv", "task.progress=false",
+               f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}", *args, env=env)
 
 
 @pytest.mark.parametrize("how", ["entry_point", "plugins_list"])
@@ -243,29 +240,21 @@ def test_a_users_task_with_settings_and_search_algorithm_run_from_their_package(
     env = {**os.environ, "PYTHONPATH": str(site)}
     common = [f"hydra.searchpath=[file://{site / 'userpkg' / 'conf'}]", "logger=csv", "task.progress=false",
               f"paths.cache_dir={tmp_path / 'cache'}"]
-    proc = subprocess.run([sys.executable, "run.py", "task=count", "task.multiplier=3", "n_archs=4", *common,
-                           f"hydra.run.dir={tmp_path / 'count'}"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = cli("task=count", "task.multiplier=3", "n_archs=4", *common, f"hydra.run.dir={tmp_path / 'count'}", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "count" / "summary.json").read_text())["n"] == 12
-    report = subprocess.run([sys.executable, "-c", "import sys, userpkg; from ntkexp.report import write_report; "
-                             f"print(write_report(__import__('pathlib').Path('{tmp_path / 'count'}')).read_text())"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    report = python("-c", "import userpkg, pathlib; from ntkexp.report import write_report; "
+                    f"print(write_report(pathlib.Path('{tmp_path / 'count'}')).read_text())", env=env, timeout=120)
     assert "## Archs counted" in report.stdout and "12 in all" in report.stdout, report.stderr[-2000:]
-    proc = subprocess.run([sys.executable, "run.py", "task=count", "task.top_k=[0.1]", *common,
-                           f"hydra.run.dir={tmp_path / 'c2'}"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = cli("task=count", "task.top_k=[0.1]", *common, f"hydra.run.dir={tmp_path / 'c2'}", env=env)
     assert proc.returncode == 2 and "task.top_k does not apply to task=count" in proc.stderr, proc.stderr
 
-    proc = subprocess.run([sys.executable, "run.py", "task=search", "search_algo=hill_climb", "metric=weight_count",
-                           "search_space.kwargs.C=4", "search_space.kwargs.N=1", *common,
-                           f"hydra.run.dir={tmp_path / 'search'}"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = cli("task=search", "search_algo=hill_climb", "metric=weight_count", "search_space.kwargs.C=4",
+               "search_space.kwargs.N=1", *common, f"hydra.run.dir={tmp_path / 'search'}", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "search" / "summary.json").read_text())
     assert summary["search_algo"]["name"] == "hill_climb" and summary["search_algo"]["population_size"] == 3
-    proc = subprocess.run([sys.executable, "run.py", "task=search", "search_algo=hill_climb", "search_algo.lr=0.5",
-                           "metric=weight_count", *common, f"hydra.run.dir={tmp_path / 's2'}"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = cli("task=search", "search_algo=hill_climb", "search_algo.lr=0.5", "metric=weight_count", *common,
+               f"hydra.run.dir={tmp_path / 's2'}", env=env)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "search_algo.lr=0.5 does not apply: it is a setting of search_algo.name=reinforce" in proc.stderr

@@ -5,8 +5,6 @@ and a tiny end-to-end run on the shipped NB201 table."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +17,7 @@ from ntkexp.search.prune import dense_ranks, prune_supernet
 from ntkexp.spaces.base import InvalidArchError
 from ntkexp.spaces.nasbench201 import (EDGES, OPS, NASBench201, NASBench201Supernet, format_supernet, parse_string,
                                        parse_supernet)
-from tests.conftest import ROOT, make_cfg
+from tests.conftest import cli, make_cfg
 
 TARGET = ("nor_conv_3x3", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3", "none")
 
@@ -164,8 +162,7 @@ def test_the_pruning_task_ends_with_a_benchmark_arch(tmp_path: Path) -> None:
 def test_the_pruning_task_refuses_another_space_in_one_line_before_loading_anything(tmp_path: Path,
                                                                                      space: str) -> None:
     # no data root: a space check that came after loading the benchmark would report the missing benchmark instead
-    proc = subprocess.run([sys.executable, "run.py", "task=prune_search", f"search_space={space}", "logger=none",
-                           f"paths.data_root={tmp_path / 'nothing'}", f"hydra.run.dir={tmp_path / 'run'}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = cli("task=prune_search", f"search_space={space}", "logger=none", f"paths.data_root={tmp_path / 'nothing'}",
+               f"hydra.run.dir={tmp_path / 'run'}")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
     assert f"task=prune_search runs on search_space=nasbench201 only, not search_space={space}" in proc.stderr

@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import time
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from ntkexp.registry import UnknownNameError
 from ntkexp.spaces import NASBench201
 from ntkexp.scoring import RunContext, choose_archs
 
-from .conftest import DIGITS_TABLE, ROOT, TINY, make_cfg
+from .conftest import DIGITS_TABLE, QUIET, ROOT, TINY, cli, cli_started, make_cfg
 
 CLEAN_ERRORS = (ValueError, KeyError, FileNotFoundError, MissingFileError, UnknownNameError, OmegaConfBaseException,
                 ConfigCompositionException, HydraException, NotImplementedError)
@@ -155,25 +154,20 @@ def test_fuzzed_overrides_are_accepted_or_refused_cleanly(tmp_path: Path, overri
 
 
 def test_bad_arch_on_the_command_line_is_one_line(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "run.py", 'archs=["|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|"]',
-                           "logger=none", f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    proc = cli('archs=["|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|"]', "logger=none", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2 and "unknown op 'conv'" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_concurrent_jobs_share_one_cache(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
 
-    def start(run_dir: Path) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "run.py", "n_archs=12", "ntk.batch_size=8", "logger=csv",
-                                 "task.progress=false", "threads=1", f"hydra.run.dir={run_dir}",
-                                 f"paths.cache_dir={cache}"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+    def start(run_dir: Path) -> subprocess.Popen[str]:
+        return cli_started("n_archs=12", *QUIET, f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache}")
 
     procs = [start(tmp_path / "a"), start(tmp_path / "b")]
     for proc in procs:
         _, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err.decode()[-2000:]
+        assert proc.returncode == 0, err[-2000:]
     a = pd.read_csv(tmp_path / "a" / "scores.csv")
     b = pd.read_csv(tmp_path / "b" / "scores.csv")
     pd.testing.assert_frame_equal(a[["arch", "lga"]], b[["arch", "lga"]])
@@ -186,9 +180,8 @@ def test_concurrent_jobs_share_one_cache(tmp_path: Path) -> None:
 def test_runs_started_together_keep_their_own_result_directories(tmp_path: Path) -> None:
     """Three runs started at once, each with the default run directory, leave three directories, each with its own
     seed's results."""
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "run.py"), "n_archs=3", "ntk.batch_size=4", "logger=csv",
-                               f"seed={seed}", "task.progress=false", f"paths.cache_dir={tmp_path / 'cache'}"],
-                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [cli_started("n_archs=3", "ntk.batch_size=4", "logger=csv", f"seed={seed}", "task.progress=false",
+                         f"paths.cache_dir={tmp_path / 'cache'}", cwd=tmp_path)
              for seed in (1, 2, 3)]
     for proc in procs:
         _, err = proc.communicate(timeout=600)
@@ -206,10 +199,8 @@ def test_a_search_whose_guide_fails_on_every_arch_says_so_and_exits_non_zero(tmp
              ["task=simulated_search", "task.simulated.runs=1", "task.simulated.methods=[G-RS]",
               "task.simulated.budget_seconds=3000", "search_space.kwargs.C=4"] if task == "simulated_search" else
              ["n_archs=3"])
-    proc = subprocess.run([sys.executable, "run.py", *extra, "init=gaussian", "init.std=-1", "ntk.batch_size=4",
-                           "logger=csv", "task.progress=false", f"hydra.run.dir={tmp_path / 'run'}",
-                           f"paths.cache_dir={tmp_path / 'cache'}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = cli(*extra, "init=gaussian", "init.std=-1", "ntk.batch_size=4", "logger=csv", "task.progress=false",
+               f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "failed" in proc.stderr and "found:" not in proc.stdout
     assert proc.stderr.strip().splitlines()[-1].startswith("ntkexp: error:")
@@ -217,16 +208,16 @@ def test_a_search_whose_guide_fails_on_every_arch_says_so_and_exits_non_zero(tmp
 
 def test_a_run_into_a_directory_with_an_earlier_runs_results_clears_them_first(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    args = [sys.executable, "run.py", "n_archs=3", "ntk.batch_size=4", "logger=csv", "task.progress=false",
-            f"hydra.run.dir={run_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
-    assert subprocess.run(args, cwd=ROOT, capture_output=True, timeout=600).returncode == 0
+    args = ["n_archs=3", "ntk.batch_size=4", "logger=csv", "task.progress=false", f"hydra.run.dir={run_dir}",
+            f"paths.cache_dir={tmp_path / 'cache'}"]
+    assert cli(*args).returncode == 0
     (run_dir / "search_curve.csv").write_text("from another task\n")  # a table the next run does not write
     (run_dir / "notes.txt").write_text("mine\n")
-    assert subprocess.run(args, cwd=ROOT, capture_output=True, timeout=600).returncode == 0
+    assert cli(*args).returncode == 0
     assert not (run_dir / "search_curve.csv").exists() and (run_dir / "notes.txt").exists()
     assert (run_dir / "summary.json").exists()
     # a rerun that fails leaves no complete-looking results of the earlier one
-    failed = subprocess.run([*args, "init.name=nope"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    failed = cli(*args, "init.name=nope")
     assert failed.returncode != 0
     assert not (run_dir / "summary.json").exists() and not (run_dir / "scores.csv").exists()
 
@@ -240,8 +231,7 @@ def test_a_run_into_a_directory_with_an_earlier_runs_results_clears_them_first(t
 def test_bad_settings_are_refused_in_one_clear_line(tmp_path: Path, override: str, message: str) -> None:
     """Each of these once ended in an unclear message ('Overflow when unpacking long long', 'File exists') or a
     traceback; the one-line error names the setting and what to do."""
-    proc = subprocess.run([sys.executable, "run.py", "n_archs=2", "logger=none", override,
-                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = cli("n_archs=2", "logger=none", override, f"hydra.run.dir={tmp_path / 'run'}")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert re.search(message, proc.stderr), proc.stderr[-2000:]
 
@@ -300,9 +290,8 @@ def test_ctrl_c_says_in_one_line_what_was_kept_and_exits_130(tmp_path: Path) -> 
     """Ctrl-C during scoring once printed a 100-line traceback; now one line names the cache and how to resume."""
     import signal
 
-    proc = subprocess.Popen([sys.executable, "run.py", "n_archs=40", "logger=none", "threads=1",
-                             f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = cli_started("n_archs=40", "logger=none", "threads=1", f"hydra.run.dir={tmp_path / 'run'}",
+                       f"paths.cache_dir={tmp_path / 'cache'}")
     deadline = time.time() + 240
     cache = tmp_path / "cache" / "scores.sqlite"
     while time.time() < deadline and not cache.exists():  # interrupt once scoring has begun
@@ -322,9 +311,8 @@ def test_ctrl_c_says_in_one_line_what_was_kept_and_exits_130(tmp_path: Path) -> 
 def test_a_bad_number_is_refused_before_anything_runs(tmp_path: Path, args: list[str], message: str) -> None:
     """A bad value in a sweep's second job once failed deep inside Hydra (a dozen lines); a top-k fraction above 1
     was accepted and reported."""
-    proc = subprocess.run([sys.executable, "run.py", "n_archs=2", "logger=none", *args,
-                           f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = cli("n_archs=2", "logger=none", *args, f"hydra.run.dir={tmp_path / 'run'}",
+               f"hydra.sweep.dir={tmp_path / 'sweep'}")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert re.search(message, proc.stderr), proc.stderr[-2000:]
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import pytest
 
 from ntkexp.main import run
 
-from .conftest import ROOT, make_cfg
+from .conftest import cli, make_cfg
 
 CARD = ["search_space=nds_darts", "metric=ncn", "init=gaussian"]
 
@@ -27,9 +25,7 @@ def test_the_design_cards_command_without_the_nds_data_is_one_line_pointing_to_t
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
     offline = ["download=true", f"download_mirror={dead}"] if network == "none" else ["download=false"]
-    proc = subprocess.run([sys.executable, "run.py", *CARD, *offline, "logger=none",
-                           f"paths.data_root={tmp_path / 'none'}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = cli(*CARD, *offline, "logger=none", f"paths.data_root={tmp_path / 'none'}", f"hydra.run.dir={tmp_path / 'run'}")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.count("\n") == 1
     assert "benchmark ground truth not found" in proc.stderr and "task=score" in proc.stderr

@@ -9,8 +9,6 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from ntkexp.spaces.base import InvalidArchError
 from ntkexp.spaces.nds import parse_genotype
 from ntkexp.store import ScoreStore
 
-from .conftest import ROOT, TINY, make_cfg
+from .conftest import TINY, cli_started, make_cfg
 
 
 def _fill_up(store: ScoreStore) -> None:
@@ -152,9 +150,8 @@ def test_an_unquoted_op_in_a_genotype_is_named() -> None:
 def test_sigterm_unwinds_like_ctrl_c_and_finishes_the_wandb_run(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     env = {**os.environ, "WANDB_MODE": "offline"}
-    proc = subprocess.Popen([sys.executable, "run.py", "n_archs=300", "ntk.batch_size=8", "logger=wandb",
-                             f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run_dir}", "threads=1"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = cli_started("n_archs=300", "ntk.batch_size=8", "logger=wandb", f"paths.cache_dir={tmp_path / 'cache'}",
+                       f"hydra.run.dir={run_dir}", "threads=1", env=env)
     cache = tmp_path / "cache" / "scores.sqlite"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:  # wait until a few archs are committed

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,7 @@ from ntkexp.spaces.nasbench201 import NASBench201
 from ntkexp.train import TrainConfig, evaluate_accuracy, fit, module
 from ntkexp.train.tracking import CurveRecorder
 
-from .conftest import DIGITS, ROOT, make_cfg
+from .conftest import DIGITS, QUIET, cli, make_cfg
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_1x1~2|"
 DIGITS_DATA = dict(name="digits", kind="digits", path=None, in_channels=1, resolution=8, mean=[0.3], std=[0.4],
@@ -110,11 +108,9 @@ def test_the_precision_used_is_in_the_conventions_of_scores_after_training(tmp_p
 
 def test_kernel_evolution_names_t_in_steps_and_images_with_intervals(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "run.py", "task=kernel_evolution", *DIGITS, "task.select=sample",
-                           "n_archs=6", "task.track_epochs=[0,3]", "trainer.epoch_steps=1", "ntk.batch_size=8",
-                           "dataset.train_subset=128", "dataset.batch_size=32", "logger=csv", "task.progress=false",
-                           "threads=1", f"hydra.run.dir={out}", f"paths.cache_dir={tmp_path / 'cache'}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = cli("task=kernel_evolution", *DIGITS, "task.select=sample", "n_archs=6", "task.track_epochs=[0,3]",
+               "trainer.epoch_steps=1", "dataset.train_subset=128", "dataset.batch_size=32", *QUIET,
+               f"hydra.run.dir={out}", f"paths.cache_dir={tmp_path / 'cache'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     evo = pd.read_csv(out / "evolution.csv")
     assert set(zip(evo["epoch"], evo["step"], evo["images"])) == {(0, 0, 0), (3, 3, 96)}
