@@ -35,4 +35,11 @@ if __name__ == "__main__":
     except ValueError as err:
         print(f"ntkexp: error: {err}", file=sys.stderr)
         sys.exit(2)
-    main()
+    try:
+        main()
+    except SystemExit as done:
+        import ntkexp.main
+
+        if done.code == 1 and not ntkexp.main.COMPOSED:  # Hydra refused the config: bad settings, status 2 as ours
+            sys.exit(2)
+        raise

@@ -44,12 +44,16 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     from ntkexp.scoring import RunContext, to_run_config
     from ntkexp.tasks import TASKS, RunOutput
 
+    from ntkexp.io import storage_error
     from ntkexp.registry import load_plugins
 
     load_plugins(list(cfg.get("plugins") or []))  # a user's own metrics, spaces, ... register themselves on import
     config = to_run_config(cfg)
     run_dir = Path(run_dir or config.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a read-only, forbidden or full place for results: one line naming it
+        raise storage_error(err, run_dir, "create the run directory") or err from None
     task = TASKS.get(config.task.name)
     task.check_space(config.search_space.name)
     task.check_search_algo(config.search_algo)
@@ -292,10 +296,22 @@ def run_cli(cfg: DictConfig) -> Any:
             signal.signal(signal.SIGTERM, previous)
 
 
+#: set once Hydra has composed the config and starts a run or sweep; Hydra's exit status 1 before that is a refused
+#: config (bad settings), which the command line reports as ntkexp's own bad settings are, with status 2
+COMPOSED = False
+
+
 class SweepFailures(Callback):
-    """Hydra callback: at the end of a sweep, list the jobs that failed (their ``FAILED`` files) and exit 1."""
+    """Hydra callback: at the end of a sweep, list the jobs that failed (their ``FAILED`` files) and exit 1; and note
+    that composition succeeded (:data:`COMPOSED`)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global COMPOSED
+        COMPOSED = True
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global COMPOSED
+        COMPOSED = True
         for stale in Path(config.hydra.sweep.dir).glob(f"*/{FAILED}"):
             stale.unlink(missing_ok=True)
 

@@ -96,3 +96,10 @@ def test_a_setting_that_does_not_apply_is_refused_in_one_line(tmp_path, args: li
     proc = cli(*args, "n_archs=3", "logger=none", f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert expected in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("args", [["foo=1"], ["ntk.batch_size=abc"], ["metric=nc"]])
+def test_a_config_hydra_refuses_exits_2_like_ntkexps_own_bad_settings(args: list[str]) -> None:
+    """One documented status for bad settings: Hydra's composition errors exited 1 (a run that failed as a whole)."""
+    proc = cli(*args, "logger=none")
+    assert proc.returncode == 2, proc.stderr[-1000:]

@@ -184,3 +184,24 @@ def test_a_full_disk_inside_an_archs_scoring_ends_the_run_instead_of_flagging_ev
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1
     assert f"cannot write {tmp_path / 'ckpt.pt'}: the disk is full" in err, err
+
+
+def test_a_read_only_place_for_the_run_directory_is_one_line_naming_it(tmp_path: Path, monkeypatch, capsys) -> None:
+    """(This machine runs tests as root, so the read-only file system is simulated where the directory is made.)"""
+    from ntkexp.main import run_cli
+
+    cfg = make_cfg([*TINY], tmp_path)
+    run_dir = Path(cfg.paths.output_dir)
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args: object, **kwargs: object) -> None:
+        if self == run_dir:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(cfg)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    assert f"cannot create the run directory {run_dir}: the file system is read-only" in err
