@@ -121,3 +121,18 @@ def cli_started(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT)
 @pytest.fixture
 def tiny_cfg(tmp_path: Path) -> DictConfig:
     return make_cfg(TINY, tmp_path)
+
+
+def nds_darts_records() -> list[dict]:
+    """Four records in the published NDS JSON layout (one DARTS genotype at four width/depth settings, each with a
+    test error curve): an NDS ``DARTS.json`` small enough for an end-to-end run."""
+    from ntkexp.spaces.nds import parse_genotype
+
+    geno = parse_genotype("Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ('max_pool_3x3', 0), "
+                          "('dil_conv_3x3', 2), ('sep_conv_5x5', 1), ('avg_pool_3x3', 0), ('skip_connect', 2), "
+                          "('sep_conv_3x3', 3)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+                          "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0), ('avg_pool_3x3', 0), "
+                          "('skip_connect', 2), ('skip_connect', 2), ('avg_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+    cells = {k: geno[k] for k in ("normal", "normal_concat", "reduce", "reduce_concat")}
+    return [{"net": {"genotype": cells, "width": w, "depth": d}, "test_ep_top1": [60.0, 10.0 + w / 10]}
+            for w, d in ((4, 2), (6, 2), (8, 2), (4, 3))]

@@ -14,10 +14,9 @@ import pytest
 from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
 from ntkexp.io import resolve_path
 from ntkexp.spaces import NASBench201
-from ntkexp.spaces.nds import parse_genotype
 from ntkexp.tasks.correlate import scatter_figure
 
-from .conftest import CONF, cli, make_cfg, shared
+from .conftest import CONF, cli, make_cfg, nds_darts_records, shared
 
 BEST_CIFAR10 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 
@@ -115,14 +114,7 @@ def test_each_search_space_brings_its_natural_data_set(space: str) -> None:
 
 def test_the_readme_command_runs_on_cifar10_with_the_nds_file(tmp_path: Path) -> None:
     """``python run.py search_space=nds_darts metric=ncn init=gaussian``, with a (small) NDS file in the data root."""
-    geno = parse_genotype("Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ('max_pool_3x3', 0), "
-                          "('dil_conv_3x3', 2), ('sep_conv_5x5', 1), ('avg_pool_3x3', 0), ('skip_connect', 2), "
-                          "('sep_conv_3x3', 3)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
-                          "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0), ('avg_pool_3x3', 0), "
-                          "('skip_connect', 2), ('skip_connect', 2), ('avg_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
-    cells = {k: geno[k] for k in ("normal", "normal_concat", "reduce", "reduce_concat")}
-    records = [{"net": {"genotype": cells, "width": w, "depth": d}, "test_ep_top1": [60.0, 10.0 + w / 10]}
-               for w, d in ((4, 2), (6, 2), (8, 2), (4, 3))]
+    records = nds_darts_records()
     (tmp_path / "nds").mkdir()
     (tmp_path / "nds" / "DARTS.json").write_text(json.dumps(records))
     proc = cli("search_space=nds_darts", "metric=ncn", "init=gaussian", f"paths.data_root={tmp_path}",

@@ -22,9 +22,8 @@ import pytest
 
 from ntkexp.data import load_arrays
 from ntkexp.downloads import RESOURCES, STAGING, DownloadError, DownloadSettings, ensure
-from ntkexp.spaces.nds import parse_genotype
 
-from .conftest import cli, python
+from .conftest import cli, nds_darts_records, python
 
 
 class _Server:
@@ -213,14 +212,7 @@ def test_no_server_is_one_line_and_a_nonzero_exit(tmp_path: Path) -> None:
 
 def _nds_zip() -> bytes:
     """NDS's data.zip in its real layout (nds_data/<SPACE>.json), with four DARTS-space records."""
-    geno = parse_genotype("Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ('max_pool_3x3', 0), "
-                          "('dil_conv_3x3', 2), ('sep_conv_5x5', 1), ('avg_pool_3x3', 0), ('skip_connect', 2), "
-                          "('sep_conv_3x3', 3)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
-                          "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0), ('avg_pool_3x3', 0), "
-                          "('skip_connect', 2), ('skip_connect', 2), ('avg_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
-    cells = {k: geno[k] for k in ("normal", "normal_concat", "reduce", "reduce_concat")}
-    records = [{"net": {"genotype": cells, "width": w, "depth": d}, "test_ep_top1": [60.0, 10.0 + w / 10]}
-               for w, d in ((4, 2), (6, 2), (8, 2), (4, 3))]
+    records = nds_darts_records()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("nds_data/DARTS.json", json.dumps(records))
