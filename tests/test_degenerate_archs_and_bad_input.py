@@ -1,4 +1,4 @@
-"""Reliability: degenerate archs, malformed input and damaged files, OOM retry, W&B failure, shared caches."""
+"""Degenerate archs, malformed input and damaged files, OOM retry, W&B failure, shared caches."""
 
 from __future__ import annotations
 

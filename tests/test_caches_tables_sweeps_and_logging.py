@@ -1,4 +1,4 @@
-"""Nothing stale, nothing silent: the cache keyed by the data's content, converted tables refreshed and complete,
+"""The cache keyed by the data's content, converted tables refreshed and complete,
 sweeps that survive a failing job, one-line errors, arch selection, W&B fallbacks, file modes, progress, clusters."""
 
 from __future__ import annotations
