@@ -1,5 +1,5 @@
-"""The reference protocols, as the papers and their code run them: TE-NAS linear regions, TEG-NAS repeats and init, the REINFORCE reward and presets, GradSign's
-reference convention, honest search costs, and search on every space family."""
+"""The reference protocols, as the papers and their code run them: TE-NAS linear regions, TEG-NAS repeats and init,
+the REINFORCE reward and presets, GradSign's reference convention, honest search costs, search on every space family."""
 
 from __future__ import annotations
 
