@@ -131,6 +131,9 @@ def check_group_overrides(args: list[str], conf_dir: Path) -> None:
                              "override an existing one without '+')")
         if key.startswith("task.") and sep:
             _check_task_setting(key, args, conf_dir)
+        if key == "dataset.batch_size" and sep:  # one name for the training batch
+            raise ValueError(f"{arg}: the training batch is set with trainer.batch_size (dataset.batch_size is only "
+                             "the data set's default for it; the probe batch is ntk.batch_size)")
         group = conf_dir / key
         if not sep or not group.is_dir() or key == "hydra":
             continue

@@ -14,7 +14,7 @@ from .conftest import DIGITS, make_cfg
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_1x1~2|"
 BASE = [*DIGITS, "ntk.batch_size=8", "logger=csv", "threads=1", "metric=ntk", "dataset.train_subset=128",
-        "dataset.batch_size=32"]
+        "trainer.batch_size=32"]
 TRAINED = ["metric.train_epochs=1", "trainer.epoch_steps=2", "trainer.precision=32-true"]
 
 # (base extra, the changed setting): each changes what is computed
@@ -41,7 +41,7 @@ CHANGES_THE_SCORE = {
     "steps per epoch": (TRAINED, "trainer.epoch_steps=3"),
     "learning rate": (TRAINED, "trainer.lr=0.05"),
     "optimiser": (TRAINED, "trainer.optimizer=rmsprop"),
-    "training batch": (TRAINED, "dataset.batch_size=16"),
+    "training batch": (TRAINED, "trainer.batch_size=16"),
     "augmentation": (TRAINED, "dataset.crop_padding=2"),
     "memory format": (TRAINED, "trainer.channels_last=false"),
 }

@@ -90,6 +90,7 @@ def test_dataset_that_does_not_fit_the_benchmark_is_one_line(tmp_path) -> None:
     (["task=simulated_search", "search_algo.budget_evals=5"], "search_algo.budget_evals=5 does not apply: "
                                                               "task=simulated_search does not read it"),
     (["task.track_epochs=[1]"], "task.track_epochs does not apply to task=correlate"),
+    (["dataset.batch_size=64"], "the training batch is set with trainer.batch_size"),
     (["experiment=gradsign_table55_cpu", "task.decile=1"], "task.decile does not apply to task=simulated_search"),
 ])
 def test_a_setting_that_does_not_apply_is_refused_in_one_line(tmp_path, args: list[str], expected: str) -> None:

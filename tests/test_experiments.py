@@ -15,7 +15,7 @@ from ntkexp.report import write_report
 from .conftest import CONF, DIGITS, QUIET, SHARED, cli, make_cfg, shared
 
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-TINY_TRAIN = [*DIGITS, "dataset=digits", "dataset.train_subset=128", "dataset.batch_size=64", "trainer.epoch_images=128"]
+TINY_TRAIN = [*DIGITS, "dataset=digits", "dataset.train_subset=128", "trainer.batch_size=64", "trainer.epoch_images=128"]
 # each CPU variant, made tiny: (extra overrides, jobs, task, {report column: expected values})
 CPU_CASES = {
     "benchmarks_at_init_cpu": (["n_archs=6"], 2, "correlate", {"group": {"bn_mode=per_sample", "bn_mode=eval"}}),

@@ -206,5 +206,5 @@ def test_every_search_algorithm_runs_on_every_space_family(tmp_path: Path, famil
 
 def test_lga_t_search_on_the_fixture_trains_each_candidate_once(tmp_path: Path) -> None:
     summary = run(make_cfg([*DIGITS, "task=search", "metric=lga", "metric.train_epochs=1", "search_algo.budget_evals=3",
-                            "dataset.train_subset=128", "dataset.batch_size=64", *TINY], tmp_path))
+                            "dataset.train_subset=128", "trainer.batch_size=64", *TINY], tmp_path))
     assert summary["found"]["evaluations"] == 3 and summary["cost"]["score_seconds"] > 0

@@ -15,7 +15,7 @@ from .conftest import DIGITS, make_cfg
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_1x1~2|"
 SMALL = [*DIGITS, "ntk.batch_size=8", "logger=csv", "task.progress=false", "threads=1", "metric=ntk",
-         "dataset.train_subset=256", "dataset.batch_size=64"]
+         "dataset.train_subset=256", "trainer.batch_size=64"]
 
 
 def _scorer(tmp_path: Path, extra: list[str] = ()) -> ArchScorer:

@@ -95,7 +95,7 @@ def test_the_cpu_training_path_learns_in_either_precision(monkeypatch, native: b
 
 def test_the_precision_used_is_in_the_conventions_of_scores_after_training(tmp_path: Path, monkeypatch) -> None:
     small = [*DIGITS, "ntk.batch_size=8", "logger=csv", "threads=1", "metric=lga", "dataset.train_subset=128",
-             "dataset.batch_size=64", "trainer.epoch_steps=1", "metric.train_epochs=3"]
+             "trainer.batch_size=64", "trainer.epoch_steps=1", "metric.train_epochs=3"]
     for native, expected in ((True, "bf16-mixed"), (False, "32-true")):
         monkeypatch.setattr(module, "cpu_has_native_bf16", lambda *a, n=native: n)
         scorer = ArchScorer(RunContext.build(make_cfg(small, tmp_path / expected), need_ground_truth=False))
@@ -109,7 +109,7 @@ def test_the_precision_used_is_in_the_conventions_of_scores_after_training(tmp_p
 def test_kernel_evolution_names_t_in_steps_and_images_with_intervals(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = cli("task=kernel_evolution", *DIGITS, "task.select=sample", "n_archs=6", "task.track_epochs=[0,3]",
-               "trainer.epoch_steps=1", "dataset.train_subset=128", "dataset.batch_size=32", *QUIET,
+               "trainer.epoch_steps=1", "dataset.train_subset=128", "trainer.batch_size=32", *QUIET,
                f"hydra.run.dir={out}", f"paths.cache_dir={tmp_path / 'cache'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     evo = pd.read_csv(out / "evolution.csv")

@@ -49,7 +49,7 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine | constant
     schedule_epochs: int | None = None  # length of the cosine cycle in epochs (the benchmark's 200); None = trained
     schedule_steps: int | None = None  # the cosine cycle in optimiser steps (wins over schedule_epochs)
-    batch_size: int | None = None  # the protocol's batch (wins over dataset.batch_size); None = the data set's
+    batch_size: int | None = None  # the training batch (the protocol's; NDS 128); None = the data set's default
     # the images one epoch sees: None = the training set's size; 50000 makes an epoch of any training set the length
     # of a CIFAR-10 epoch (196 steps at batch 256)
     epoch_images: int | None = None
