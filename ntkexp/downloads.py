@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Callable
 
 from ntkexp.io import MissingFileError, resolve_path
+from ntkexp.registry import Registry
 
 log = logging.getLogger("ntkexp")
 
@@ -93,14 +94,8 @@ class DownloadSettings:
     progress: bool = True
 
 
-#: every resource ntkexp knows, by name
-RESOURCES: dict[str, Resource] = {}
-
-
-def register_resource(resource: Resource) -> Resource:
-    RESOURCES[resource.name] = resource
-    return resource
-
+#: every resource ntkexp knows, by name (datasets first, as listed here)
+RESOURCES: Registry[Resource] = Registry("data resource")
 
 for _resource in (
     Resource("cifar10", "dataset", "CIFAR-10, python version (Krizhevsky 2009)", "cifar-10-batches-py",
@@ -142,13 +137,7 @@ for _resource in (
              manual="The official nasbench_only108.tfrecord needs TensorFlow to read; convert it to the pickle layout "
                     "with NASLib's script (or use the 1k export, nb101_vis_1k) and put it here."),
 ):
-    register_resource(_resource)
-
-
-def get_resource(name: str) -> Resource:
-    if name not in RESOURCES:
-        raise ValueError(f"unknown data resource {name!r}; known: {', '.join(sorted(RESOURCES))}")
-    return RESOURCES[name]
+    RESOURCES.register(_resource.name, _resource)
 
 
 def source_url(resource: Resource, settings: DownloadSettings) -> str:
@@ -173,7 +162,7 @@ def _manual_steps(resource: Resource, where: Path) -> str:
 
 def ensure(name: str | Resource, root: str | Path, settings: DownloadSettings | None = None) -> Path:
     """The path of resource ``name`` under ``root``, downloaded, verified and unpacked first when it is missing."""
-    resource = name if isinstance(name, Resource) else get_resource(name)
+    resource = name if isinstance(name, Resource) else RESOURCES.get(name)
     settings = settings or DownloadSettings()
     where = resource.location(root)
     if resource.present(root):
@@ -212,7 +201,8 @@ def ensure(name: str | Resource, root: str | Path, settings: DownloadSettings | 
 def _download(url: str, part: Path, settings: DownloadSettings, resource: Resource) -> None:
     """Fetch ``url`` into ``part``, continuing a partial file with a range request."""
     have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"User-Agent": "ntkexp", **({"Range": f"bytes={have}-"} if have else {})})
+    headers = {"User-Agent": "ntkexp", **({"Range": f"bytes={have}-"} if have else {})}
+    request = urllib.request.Request(url, headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=settings.timeout_s)
     except urllib.error.HTTPError as err:
@@ -231,7 +221,7 @@ def _download(url: str, part: Path, settings: DownloadSettings, resource: Resour
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else resource.size
         if resumed:
-            log.info("resuming %s at %s", part.name, _human(have))
+            log.info("resuming %s at %s", part.name, human_bytes(have))
         try:
             with open(part, "ab" if resumed else "wb") as out, _Meter(resource.name, total, have, settings) as meter:
                 while chunk := response.read(CHUNK):
@@ -312,10 +302,11 @@ def _unpack(resource: Resource, part: Path, staging: Path, where: Path) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+def human_bytes(n: float) -> str:
+    """A byte count in words: B, KB, MB or GB."""
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GB"
 
@@ -347,8 +338,8 @@ class _Meter:
         elif self.enabled and self.total and 10 * self.done >= self._next_tenth * self.total:
             self._next_tenth = 10 * self.done // self.total + 1
             rate = self.done / max(time.perf_counter() - self.start, 1e-9)
-            log.info("downloading %s: %s of %s (%.0f %%, %s/s)", self.name, _human(self.done), _human(self.total),
-                     100 * self.done / self.total, _human(rate))
+            log.info("downloading %s: %s of %s (%.0f %%, %s/s)", self.name, human_bytes(self.done),
+                     human_bytes(self.total), 100 * self.done / self.total, human_bytes(rate))
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
@@ -364,7 +355,7 @@ def _size(path: Path) -> int:
 def status(root: str | Path) -> list[dict[str, object]]:
     """Every resource: its name, kind, whether it is present under ``root``, where, its size, and how it is got."""
     rows = []
-    for resource in RESOURCES.values():
+    for resource in sorted((RESOURCES.get(n) for n in RESOURCES), key=lambda r: (r.kind != "dataset", r.name)):
         where = resource.location(root)
         present = resource.present(root)
         how = ("ships with ntkexp" if resource.path.startswith("pkg://")
@@ -375,12 +366,10 @@ def status(root: str | Path) -> list[dict[str, object]]:
     return rows
 
 
-def fetcher(root: str | Path, settings: DownloadSettings | None) -> Callable[[str], Path] | None:
-    """``ensure`` bound to ``root`` and ``settings`` (None when ``settings`` is None: nothing is fetched)."""
-    if settings is None:
-        return None
+def fetcher(root: str | Path, settings: DownloadSettings) -> Callable[[str], Path]:
+    """``ensure`` bound to ``root`` and ``settings``."""
     return lambda name: ensure(name, root, settings)
 
 
-__all__ = ["DownloadError", "DownloadSettings", "RESOURCES", "Resource", "ensure", "fetcher", "get_resource",
-           "register_resource", "source_url", "status"]
+__all__ = ["DownloadError", "DownloadSettings", "RESOURCES", "Resource", "ensure", "fetcher", "human_bytes",
+           "source_url", "status"]

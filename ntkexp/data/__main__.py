@@ -10,15 +10,11 @@ import logging
 import os
 import sys
 
-from ntkexp.downloads import RESOURCES, DownloadError, DownloadSettings, ensure, status
+from ntkexp.downloads import RESOURCES, DownloadError, DownloadSettings, ensure, human_bytes, status
 
 
 def _default_root() -> str:
     return os.environ.get("NTKEXP_DATA_ROOT", os.path.join(os.environ.get("NTKEXP_ROOT", "."), "data"))
-
-
-def _size(n: int) -> str:
-    return "-" if not n else f"{n / 2**20:,.1f} MB"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         width = max(len(r["name"]) for r in rows)
         for r in rows:
             state = "present" if r["present"] else "partial" if r["partial"] else "missing"
-            print(f"{r['name']:<{width}}  {r['kind']:<9}  {state:<7}  {_size(int(r['bytes'])):>10}  {r['how']:<26}  "
+            size = human_bytes(int(r["bytes"])) if r["bytes"] else "-"
+            print(f"{r['name']:<{width}}  {r['kind']:<9}  {state:<7}  {size:>10}  {r['how']:<26}  "
                   f"{r['path']}")
         return 0
 

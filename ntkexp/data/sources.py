@@ -53,7 +53,7 @@ def _unpickle(path: Path) -> dict:
 
 
 def _cifar(root: Path, name: str, download: DownloadSettings | None) -> tuple[DataSplit, DataSplit]:
-    resource = RESOURCES[name]
+    resource = RESOURCES.get(name)
     if download is not None:  # fetched (or refused with the URL and the manual steps) when missing
         ensure(resource, root, download)
     how = (f"Download the python version of {name.upper()} ({resource.url}) and unpack it under dataset.root (set "
@@ -77,7 +77,8 @@ def _cifar(root: Path, name: str, download: DownloadSettings | None) -> tuple[Da
 
 
 def _imagenet16(root: Path, num_classes: int) -> tuple[DataSplit, DataSplit]:
-    how = f"Get {RESOURCES['imagenet16_120'].description} and put them in dataset.root. {RESOURCES['imagenet16_120'].manual}"
+    resource = RESOURCES.get("imagenet16_120")
+    how = f"Get {resource.description} and put them in dataset.root. {resource.manual}"
     base = _require(root, "ImageNet16 directory", how)
 
     def read(names: list[str]) -> DataSplit:
@@ -96,8 +97,9 @@ def _npz(path: Path, keys: dict[str, str]) -> tuple[DataSplit, DataSplit]:
         arrays = np.load(path)
         missing = [k for k in keys.values() if k not in arrays.files]
     except Exception as err:  # zipfile.BadZipFile, OSError, ValueError, EOFError for truncated or foreign files
-        if storage_error(err, path, "read") is not None:  # permission denied is not "truncated or corrupt"
-            raise storage_error(err, path, "read") from None
+        storage = storage_error(err, path, "read")
+        if storage is not None:  # permission denied is not "truncated or corrupt"
+            raise storage from None
         raise ValueError(f"{path} is not a readable .npz ({type(err).__name__}: {err}); it is truncated or corrupt") \
             from None
     if missing:
