@@ -152,7 +152,12 @@ class GroundTruth:
 
 
 class DamagedTableError(ValueError):
-    """A ground-truth table that exists but cannot be parsed."""
+    """A ground-truth table that exists but cannot be parsed; ``damage`` says what is wrong with it (the message
+    adds what to do, which depends on whether a source can rebuild it)."""
+
+    def __init__(self, damage: str, advice: str) -> None:
+        super().__init__(f"{damage}: {advice}")
+        self.damage = damage
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -165,7 +170,7 @@ def read_table(path: Path) -> pd.DataFrame:
         if storage is not None:  # a forbidden path is not a damaged table
             raise storage from None
         raise DamagedTableError(f"ground-truth table {path} cannot be read ({type(err).__name__}: {err}); it is "
-                                "truncated or corrupt: replace it with a good copy (it has no benchmark source "
+                                "truncated or corrupt", "replace it with a good copy (it has no benchmark source "
                                 "configured to rebuild it from)") from None
 
 
@@ -316,7 +321,7 @@ def load_ground_truth(cfg: BenchmarkConfig, fetch: Callable[[str], Path] | None 
                 gt.source = recorded["source"]
                 return _check_complete(gt, cfg)
             except DamagedTableError as err:  # converted from a source that is still there: convert it again
-                log.warning("%s; converting it again from %s", str(err).split(": replace")[0], source)
+                log.warning("%s; converting it again from %s", err.damage, source)
         else:
             log.info("the benchmark source %s changed since %s was converted from it: converting again", source, table)
     if source is not None and source.exists():

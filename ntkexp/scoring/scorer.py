@@ -174,8 +174,12 @@ class ArchScorer:
         return self.ctx.config.metric.train_epochs if epochs is None else int(epochs)
 
     # ------------------------------------------------------------------------------------------ building
+    def init_seed(self, arch: str, repeat: int = 0) -> int:
+        """What seeds ``arch``'s initial weights in ``repeat`` (and any network a metric builds for it)."""
+        return arch_seed(self.seed, self.ctx.space.init_key(arch), repeat)
+
     def build_model(self, arch: str, repeat: int = 0) -> torch.nn.Module:
-        torch.manual_seed(arch_seed(self.seed, self.ctx.space.init_key(arch), repeat))
+        torch.manual_seed(self.init_seed(arch, repeat))
         data = self.ctx.dataset
         model = self.ctx.space.build(arch, num_classes=data.num_classes, in_channels=data.in_channels)
         return initialize(model, self.ctx.init).to(self.ctx.device)
@@ -194,7 +198,7 @@ class ArchScorer:
         their hooks prepare (e.g. TE-NAS's crops and thin network)."""
         x, y, xt, yt = self._probe(repeat)
         data, device = self.ctx.dataset, next(iter(model.parameters()), x).device
-        init_seed = arch_seed(self.seed, self.ctx.space.init_key(arch), repeat)
+        init_seed = self.init_seed(arch, repeat)
 
         def request(name: str) -> InputRequest:
             return InputRequest(arch, self.ctx.space, model, data.num_classes, data.in_channels,

@@ -138,21 +138,21 @@ class Task:
         """Refuse, in one line, a ``search_algo`` setting (changed from its default) that this task does not read."""
         defaults = SearchAlgoConfig()
         changed = [f.name for f in dataclasses.fields(algo) if getattr(algo, f.name) != getattr(defaults, f.name)]
+        own = {n: set(SEARCH_ALGOS.get(n).knobs) for n in SEARCH_ALGOS}  # each algorithm's own settings
         if self.search_knobs is None:
             allowed: set[str] = set()
         elif self.one_algorithm:
-            allowed = {*self.search_knobs, *SEARCH_ALGOS.get(algo.name).knobs} if algo.name in SEARCH_ALGOS \
-                else {*self.search_knobs}
+            allowed = {*self.search_knobs, *own.get(algo.name, set())}
         else:
-            allowed = {*self.search_knobs, *(k for n in SEARCH_ALGOS for k in SEARCH_ALGOS.get(n).knobs)}
+            allowed = {*self.search_knobs, *set().union(*own.values())}
         bad = [k for k in changed if k not in allowed]
         if not bad:
             return
         knob = bad[0]
+        owners = [n for n, knobs in own.items() if knob in knobs]
         if self.search_knobs is None:
             why = f"task={self.name} runs no search algorithm"
-        elif self.one_algorithm and knob in {k for n in SEARCH_ALGOS for k in SEARCH_ALGOS.get(n).knobs}:
-            owners = [n for n in SEARCH_ALGOS if knob in SEARCH_ALGOS.get(n).knobs]
+        elif self.one_algorithm and owners:
             why = f"it is a setting of search_algo.name={' or '.join(owners)}, not of {algo.name}"
         else:
             why = f"task={self.name} does not read it"
