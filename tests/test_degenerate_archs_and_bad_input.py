@@ -346,3 +346,18 @@ def test_a_metrics_flags_do_not_depend_on_which_metric_computed_the_shared_work_
     compute_metrics(["ncn", "cond"], shared)
     assert "nonfinite_kernel" in alone.metric_flags["cond"]
     assert shared.metric_flags["cond"] == alone.metric_flags["cond"]
+
+
+@pytest.mark.parametrize("task", ["correlate", "kernel_evolution"])
+def test_a_bad_top_k_is_refused_before_any_arch_is_scored(tmp_path: Path, task: str) -> None:
+    """task.top_k is checked when the task starts, not after every arch was scored (or trained) for nothing."""
+    from ntkexp.main import run
+
+    import sqlite3
+
+    own = ["task.select=sample", "task.track_epochs=[0]"] if task == "kernel_evolution" else []
+    cfg = make_cfg([*TINY, "n_archs=3", f"task={task}", "task.top_k=[1.5]", *own], tmp_path)
+    with pytest.raises(ValueError, match="each is a fraction of the archs in"):
+        run(cfg)
+    with sqlite3.connect(Path(cfg.paths.cache_dir) / "scores.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 0

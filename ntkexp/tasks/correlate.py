@@ -81,6 +81,7 @@ def print_table(summary: dict[str, Any]) -> None:
 
 
 def run_correlate(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
+    top_k = top_k_fractions(ctx.config.task.top_k)  # checked before any arch is scored
     archs = choose_archs(ctx, decile=ctx.config.task.decile, n_deciles=ctx.config.task.n_deciles)
     scorer = ArchScorer(ctx)
     device_note = ""
@@ -96,7 +97,7 @@ def run_correlate(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     out.training_curves(scorer.curves)
 
     key = ctx.accuracy_key
-    correlations = correlation_table(frame, {n: direction_of(n) for n in names}, top_k_fractions(ctx.config.task.top_k))
+    correlations = correlation_table(frame, {n: direction_of(n) for n in names}, top_k)
     payload: dict[str, Any] = {
         "n_archs": len(frame),
         "accuracy_label": ctx.accuracy_label,

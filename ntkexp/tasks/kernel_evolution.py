@@ -113,6 +113,7 @@ def rank_row(part: pd.DataFrame, name: str, epoch: int, top_k: list[float], seed
 
 def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     task = ctx.config.task
+    top_k = top_k_fractions(task.top_k)  # checked before any arch is trained
     gt = ctx.require_ground_truth()
     epochs = sorted(set(int(e) for e in task.track_epochs) | {0})
     if min(epochs) < 0:
@@ -143,7 +144,6 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     out.training_curves(scorer.curves)
 
     names = list(ctx.selection.metrics)
-    top_k = top_k_fractions(task.top_k)
     ranks = pd.DataFrame([rank_row(part, name, int(epoch), top_k, ctx.seed)
                           for epoch, part in frame.groupby("epoch") for name in names])
     out.table("rank_correlation", ranks)
