@@ -132,7 +132,8 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     with Progress(len(chosen), "training", task.progress) as bar:
         for arch, band in chosen:
             tracked = scorer.track(arch, epochs)
-            rows += [{"arch": arch, "band": band, **rec} for rec in tracked.records if rec["epoch"] in epochs]
+            rows += [{"arch": arch, "band": band, **rec, "seconds": tracked.seconds, "cached": tracked.cached}
+                     for rec in tracked.records if rec["epoch"] in epochs]
             if tracked.error is not None:
                 errors.append(tracked.error)
             bar.step(cached=tracked.cached)
@@ -153,7 +154,7 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
             f"{ctx.dataset.batch_size} images, {ctx.train.resolved_precision(ctx.device.type)}) | "
             f"bn={ctx.ntk.bn_mode} batch={ctx.ntk.batch_size} | {len(chosen)} archs")
     payload = {
-        "n_archs": len(chosen), "epochs": epochs, "note": note,
+        "n_archs": len(chosen), "n_cached": scorer.n_cached, "epochs": epochs, "note": note,
         "steps_per_epoch": steps, "batch_size": ctx.dataset.batch_size,
         "kendall_tau": {n: {int(r.epoch): r.kendall_tau for r in ranks[ranks.metric == n].itertuples()} for n in names},
         "kernel_corr_median": frame.groupby("epoch")["kernel_corr"].median().to_dict(),
