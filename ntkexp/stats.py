@@ -86,3 +86,34 @@ def correlation_table(frame: Any, directions: dict[str, int], top_k: list[float]
     """Per metric column of ``frame`` named in ``directions``: its direction and :func:`correlate` with accuracy."""
     return {name: {"direction": d, **correlate(frame[name].to_numpy(), frame["accuracy"].to_numpy(), d, top_k)}
             for name, d in directions.items()}
+
+
+def paired_bootstrap_difference(before: np.ndarray, after: np.ndarray, accuracy: np.ndarray, direction: int,
+                                statistic: str = "kendall_tau", confidence: float = 0.95, n_resamples: int = 2000,
+                                seed: int = 0) -> tuple[float, float, float]:
+    """(point, lo, hi): statistic(after) - statistic(before) of two scores of the same archs against their accuracy,
+    with a percentile bootstrap interval that resamples the archs once for both (a paired interval: the archs'
+    shared difficulty cancels, which two separate intervals cannot show). Undefined scores rank worst, as in
+    :func:`correlate`; archs without an accuracy are left out; resamples where either statistic is undefined are
+    dropped. NaNs when fewer than 3 archs or either score is constant."""
+    before, after, accuracy = (np.asarray(a, dtype=np.float64) for a in (before, after, accuracy))
+    if not len(before) == len(after) == len(accuracy):
+        raise ValueError(f"paired scores need one value per arch each, got {len(before)}, {len(after)} and "
+                         f"{len(accuracy)}")
+    _, score_a, acc = _paired(before, accuracy, direction)
+    _, score_b, _ = _paired(after, accuracy, direction)
+    nan = (float("nan"),) * 3
+    if len(acc) < 3 or np.all(score_a == score_a[0]) or np.all(score_b == score_b[0]):
+        return nan
+    ranked_a, ranked_b, fn = _finite_ranks(score_a), _finite_ranks(score_b), STATISTICS[statistic]
+    point = float(fn(ranked_b, acc) - fn(ranked_a, acc))
+    draws = np.random.default_rng(seed).integers(0, len(acc), size=(n_resamples, len(acc)))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        diff = np.array([fn(ranked_b[i], acc[i]) - fn(ranked_a[i], acc[i]) for i in draws], dtype=np.float64)
+    diff = diff[np.isfinite(diff)]
+    if not len(diff):
+        return nan
+    tail = 100 * (1 - confidence) / 2
+    lo, hi = np.percentile(diff, [tail, 100 - tail])
+    return point, float(lo), float(hi)

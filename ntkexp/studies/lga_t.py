@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import threading
@@ -150,6 +151,7 @@ def command(plan: Plan, chunk: Chunk) -> list[str]:
     return [sys.executable, str(ROOT / "run.py"), *plan.overrides, f"archs_file={archs_file}",
             f"task.track_epochs=[{steps}]", f"bn_mode={chunk.part.bn_mode}", f"threads={plan.threads}",
             f"device={plan.device}", f"paths.cache_dir={plan.out / 'cache'}", f"hydra.sweep.dir={run_dir}",
+            f"hydra.run.dir={run_dir / '0'}",
             "logger=csv", "task.progress=false", "task.plot=false", f"name=lga_t-{chunk.part.name}-{chunk.index}"]
 
 
@@ -162,7 +164,14 @@ def run_chunk(plan: Plan, chunk: Chunk) -> tuple[bool, float, str]:
            "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
     start = time.perf_counter()
     with open(run_dir / "run.out", "w") as log:
-        rc = subprocess.run(command(plan, chunk), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+        proc = subprocess.Popen(command(plan, chunk), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        with _LOCK:
+            _CHILDREN.add(proc)
+        try:
+            rc = proc.wait()
+        finally:
+            with _LOCK:
+                _CHILDREN.discard(proc)
     seconds = time.perf_counter() - start
     lines = (run_dir / "run.out").read_text(errors="replace").strip().splitlines()
     ok = rc == 0 and chunk.done(plan.out)
@@ -173,6 +182,18 @@ def run_chunk(plan: Plan, chunk: Chunk) -> tuple[bool, float, str]:
                                                          "jobs": plan.jobs, "threads": plan.threads,
                                                          "commit": _commit()}))
     return ok, seconds, lines[-1] if lines else f"exit status {rc}"
+
+
+_CHILDREN: set[subprocess.Popen[bytes]] = set()
+_LOCK = threading.Lock()
+
+
+def _stop_children(signum: int, frame: Any) -> None:
+    """Ctrl-C / SIGTERM: end the runs in flight (each keeps what it finished in the cache) and stop."""
+    with _LOCK:
+        for proc in _CHILDREN:
+            proc.send_signal(signal.SIGTERM)
+    raise KeyboardInterrupt
 
 
 def _cached_count(run_dir: Path) -> int:
@@ -251,9 +272,10 @@ def run_plan(plan: Plan, say: Any = print) -> list[str]:
 
 def gather(plan: Plan) -> tuple[Any, dict[str, Any]]:
     """(the per-arch table of every finished chunk, what was run: for ``study.csv`` / ``study.json``)."""
+    import numpy as np
     import pandas as pd
 
-    frames, timings = [], {}
+    frames, timings, notes = [], {}, {}
     for c in chunks_of(plan):
         if not c.done(plan.out):
             continue
@@ -263,7 +285,12 @@ def gather(plan: Plan) -> tuple[Any, dict[str, Any]]:
         frames.append(frame)
         timing = c.dir(plan.out) / "timing.json"
         if timing.exists():
-            timings.setdefault(c.part.name, []).append(json.loads(timing.read_text()))
+            timings.setdefault(c.part.name, json.loads(timing.read_text()))
+        if c.part.name not in notes:
+            try:
+                notes[c.part.name] = json.loads((c.dir(plan.out) / "0" / "summary.json").read_text())["note"]
+            except (OSError, ValueError, KeyError):
+                pass
     if not frames:
         raise ValueError(f"no chunk of the study in {plan.out} has finished yet")
     table = pd.concat(frames, ignore_index=True)
@@ -271,14 +298,18 @@ def gather(plan: Plan) -> tuple[Any, dict[str, Any]]:
     table.insert(3, "order", table["arch"].map(order))
     table = table.sort_values(["part", "order", "step"], kind="stable").reset_index(drop=True)
     cost = {}
-    for name, runs in timings.items():
-        computed = [r for r in runs if r["computed"] > 0]
-        if computed:
-            per_arch = sorted(r["seconds"] / r["computed"] * r["jobs"] for r in computed)
-            cost[name] = {"seconds_per_arch_one_job": per_arch[len(per_arch) // 2],
-                          "jobs": computed[0]["jobs"], "threads": computed[0]["threads"],
-                          "chunks_timed": len(computed)}
-    return table, {"cost": cost}
+    for name, part in table.groupby("part"):
+        per_arch = part.groupby("arch").first()
+        computed = per_arch[~per_arch["cached"].astype(bool)]["seconds"] if "cached" in per_arch else []
+        if len(computed) and name in timings:
+            cost[name] = {"median_seconds": float(np.median(computed)), "archs_timed": int(len(computed)),
+                          "jobs": timings[name]["jobs"], "threads": timings[name]["threads"]}
+    first = notes.get("per_sample") or next(iter(notes.values()), "")
+    note = first.rsplit(" | ", 1)[0] if first.endswith(" archs") else first
+    for o in plan.overrides:  # the data folder is this machine's: name it by its setting
+        if o.startswith("paths.data_root="):
+            note = note.replace(o.split("=", 1)[1].rstrip("/"), "<paths.data_root>")
+    return table, {"cost": cost, "note": note}
 
 
 def _commit() -> str:
@@ -344,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-steps", default="0,196", help="t of the train-mode part")
     p.add_argument("--ladder-archs", type=int, default=0, help="first archs trained on to --ladder-steps (0: none)")
     p.add_argument("--ladder-steps", default="588", help="t of the ladder part (continues from the kept states)")
-    p.add_argument("--experiment", default="lga_after_training_cpu", help="the protocol (an experiment= config)")
+    p.add_argument("--experiment", default="lga_after_training_cpu", help="the protocol (an experiment= config; none: only the overrides after --)")
     p.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--jobs", type=int, default=None, help="parallel runs (default: sized to the machine)")
@@ -360,8 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         parts = parse_parts(args)
         if args.chunk < 2:
             raise ValueError(f"--chunk {args.chunk}: each run needs at least 2 archs (it rank-correlates them)")
-        overrides = [f"experiment={args.experiment}", f"paths.data_root={args.data_root}", f"seed={args.seed}",
-                     *extra]
+        overrides = [*([f"experiment={args.experiment}"] if args.experiment != "none" else []),
+                     f"paths.data_root={args.data_root}", f"seed={args.seed}", *extra]
         out = args.out.resolve()
         plan = Plan(out, parts, overrides, jobs, threads, device, args.chunk, args.seed)
         n = max(part.n_archs for part in parts)
@@ -371,7 +402,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(("done " if c.done(out) else "todo ") + " ".join(command(plan, c)))
             return 0
         if args.command == "run":
-            failures = run_plan(plan)
+            signal.signal(signal.SIGTERM, _stop_children)
+            signal.signal(signal.SIGINT, _stop_children)
+            try:
+                failures = run_plan(plan)
+            except KeyboardInterrupt:
+                print(f"study_lga_t: stopped; run the same command again to resume (finished chunks and the "
+                      f"archs in {out / 'cache'} are kept)", file=sys.stderr)
+                return 130
             if failures:
                 print("failed:\n  " + "\n  ".join(failures), file=sys.stderr)
         else:
