@@ -60,7 +60,7 @@ class SearchAlgoConfig:
     sample_size: int = 3  # rea tournament
     iterations: int | None = None  # rea: evolution steps after the population; reinforce: policy updates (None: budget)
     optimizer: str = "adam"  # reinforce: adam (NB201's reference) | sgd (TEG-NAS)
-    lr: float = 0.01  # reinforce
+    lr: float = 0.5  # reinforce (NB201's documented `REINFORCE.sh cifar10 0.5 -1`, which GradSign's README runs)
     ema: float = 0.9  # reinforce baseline momentum
     baseline: str = "debiased_ema"  # reinforce: debiased_ema (NB201) | ema (TEG-NAS eq. 15, b_0 = 0)
     reward: str = "value"  # reinforce: value (the guide's value; NB201) | step_difference (TEG-NAS eq. 16) | normalised_value
@@ -72,6 +72,12 @@ class SearchAlgoConfig:
     min_budget: float = 12  # hb/bohb: smallest and largest budget in epochs (GradSign's BOHB.py: 12 and 200)
     max_budget: float = 200
     hb_iterations: int = 100  # hb/bohb: successive-halving iterations at most (hpbandster's n_iters: 100)
+    bohb_model: str = "kde"  # bohb: kde (hpbandster's BOHB config generator, as NB201's BOHB.sh) | tpe (Optuna)
+    num_samples: int = 4  # bohb kde: samples to optimise the acquisition (NB201's BOHB.sh: 4)
+    random_fraction: float = 0.0  # bohb kde: share of random proposals (NB201's BOHB.sh: 0.0)
+    bandwidth_factor: float = 3.0  # bohb kde: widens the KDE to sample from (NB201's BOHB.sh: 3)
+    min_bandwidth: float = 0.3  # bohb kde (NB201's BOHB.sh: 0.3)
+    top_n_percent: int = 15  # bohb kde: the good configurations' share (hpbandster's default)
 
 
 @dataclass

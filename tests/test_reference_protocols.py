@@ -208,3 +208,149 @@ def test_lga_t_search_on_the_fixture_trains_each_candidate_once(tmp_path: Path) 
     summary = run(make_cfg([*DIGITS, "task=search", "metric=lga", "metric.train_epochs=1", "search_algo.budget_evals=3",
                             "dataset.train_subset=128", "trainer.batch_size=64", *TINY], tmp_path))
     assert summary["found"]["evaluations"] == 3 and summary["cost"]["score_seconds"] > 0
+
+
+# --------------------------------------------------------------------- NB201's / GradSign's search code, second pass
+def test_the_nb201_and_gradsign_presets_run_reinforce_at_lr_one_half() -> None:
+    """NB201's documented `REINFORCE.sh cifar10 0.5 -1` (which GradSign's README runs): lr 0.5, for REINFORCE and
+    G-REINFORCE alike (one setting serves both)."""
+    for overrides in (["task=simulated_search"], ["experiment=gradsign_table55"], ["experiment=gradsign_table55_cpu"]):
+        assert make_cfg(overrides).search_algo.lr == 0.5, overrides
+
+
+def test_the_rea_tournament_draws_with_replacement() -> None:
+    """With replacement, a tournament of 3 from a population of 3 misses the best member with probability
+    (2/3)^3 = 0.296 (without replacement: never)."""
+    from ntkexp.search.algorithms import tournament
+
+    rng = np.random.default_rng(0)
+    misses = np.mean(["best" not in tournament(["best", "b", "c"], 3, rng) for _ in range(20000)])
+    assert misses == pytest.approx((2 / 3) ** 3, abs=0.01)
+
+
+def test_nb201_mutation_picks_a_node_then_one_of_its_edges() -> None:
+    """R_EA.py's mutate_arch_func: a node uniformly (1, 2, 3), then one of its incoming edges: edge 1<-0 changes with
+    probability 1/3, each of node 2's two edges 1/6, each of node 3's three 1/9 (uniform over edges: 1/6 each)."""
+    from ntkexp.spaces.nasbench201 import parse_string
+
+    space, rng = NASBench201(), np.random.default_rng(0)
+    arch = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    counts = np.zeros(6)
+    for _ in range(18000):
+        child = parse_string(space.mutate(arch, rng))
+        changed = [i for i, op in enumerate(child) if op != "none"]
+        assert len(changed) == 1
+        counts[changed[0]] += 1
+    np.testing.assert_allclose(counts / counts.sum(), [1 / 3, 1 / 6, 1 / 6, 1 / 9, 1 / 9, 1 / 9], atol=0.012)
+
+
+class _CostlyBest:
+    """A three-arch benchmark whose best arch ('c') costs more than the whole budget: querying it always crosses."""
+
+    dataset = "fabricated"
+    accuracy = {"a": 10.0, "b": 50.0, "c": 90.0}
+    cost = {"a": 1.0, "b": 1.0, "c": 1000.0}
+
+    def __init__(self, budget: float) -> None:
+        self.budget_seconds, self.spent, self.archs, self.charges, self.refused = budget, 0.0, [], [], None
+
+    def exhausted(self) -> bool:
+        return self.spent >= self.budget_seconds
+
+    def evaluate(self, arch: str, epochs: int = 12) -> float:
+        from ntkexp.search.scorer import BudgetExhausted
+
+        if self.spent + self.cost[arch] > self.budget_seconds:
+            self.refused = arch
+            raise BudgetExhausted("over")
+        self.spent += self.cost[arch]
+        self.archs.append(arch)
+        self.charges.append(self.cost[arch])
+        return self.answer(arch)
+
+    def answer(self, arch: str, epochs: int = 12) -> float:
+        return self.accuracy[arch]
+
+
+@pytest.mark.parametrize("algo, keeps", [("reinforce", True), ("random", False), ("rea", False)])
+def test_reinforce_alone_keeps_the_arch_that_crossed_the_budget(algo: str, keeps: bool) -> None:
+    """NB201's reinforce.py appends the arch whose training crosses the budget to its trace before the check, so it
+    can be returned (uncharged); R_EA.py and random search drop it."""
+    from ntkexp.search import ClockGuide
+
+    from .test_simulated_search import ThreeArchs
+
+    for seed in range(5):
+        clock = _CostlyBest(budget=200.0)
+        ctx = SearchContext(ThreeArchs(), ClockGuide(clock), SearchAlgoConfig(name=algo, budget_evals=10**9),
+                            np.random.default_rng(seed), progress=False)
+        try:
+            found = SEARCH_ALGOS.get(algo)(ctx)
+        except RuntimeError:  # its very first query crossed: it evaluated nothing
+            assert not keeps and not clock.archs
+            continue
+        assert clock.refused == "c" and "c" not in clock.archs and clock.spent <= 200.0  # never charged
+        assert (found == "c") is keeps, (seed, found)
+
+
+def test_hyperband_proposes_each_configuration_after_the_previous_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As hpbandster runs a bracket with one worker: propose, evaluate, tell, then the next proposal (not a bracket's
+    proposals drawn up front), and BOHB's KDE told every result at its budget (22.2, 66.7 and 200 epochs)."""
+    from hpbandster.optimizers.config_generators.bohb import BOHB as KDEGenerator
+
+    from ntkexp.search import ClockGuide, SimulatedTraining
+    from ntkexp.search.hyperband import hyperband
+
+    gt = load_ground_truth(BenchmarkConfig(table="pkg://nb201.parquet"))
+    events: list[str] = []
+    ctx = SearchContext(NASBench201(), ClockGuide(SimulatedTraining(gt, "cifar10", 4000.0)),
+                        SearchAlgoConfig(name="hb", budget_evals=10**9), np.random.default_rng(0), progress=False)
+    hyperband(ctx, lambda budget: events.append("propose") or ctx.draw(),
+              lambda arch, value, budget: events.append("told"))
+    assert events[:6] == ["propose", "told"] * 3
+
+    budgets: list[float] = []
+    original = KDEGenerator.new_result
+    monkeypatch.setattr(KDEGenerator, "new_result",
+                        lambda self, job, update_model=True: budgets.append(job.kwargs["budget"]) or
+                        original(self, job, update_model))
+    ctx = SearchContext(NASBench201(), ClockGuide(SimulatedTraining(gt, "cifar10", 12000.0)),
+                        SearchAlgoConfig(name="bohb", budget_evals=10**9), np.random.default_rng(0), progress=False)
+    SEARCH_ALGOS.get("bohb")(ctx)
+    assert {round(b, 1) for b in budgets} == {22.2, 66.7, 200.0}
+
+
+def test_bohb_kde_learns_which_choice_is_good() -> None:
+    """hpbandster's KDE model on a benchmark where only the first decision matters: once it has a model, its
+    proposals take the good value far more often than random proposals (1 in 5)."""
+    from ntkexp.search.hyperband import _bohb_kde
+
+    class FirstDecision:
+        names = ["valid"]
+
+    space = NASBench201()
+    scores: dict[str, float] = {}
+
+    from ntkexp.search.scorer import Guide
+
+    class Oracle(Guide):
+        free = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.names = ["valid"]
+
+        def _score(self, arch: str) -> tuple[dict[str, float], float, float]:
+            value = 90.0 if space.encode(arch)[0] == 3 else 10.0 + float(np.sum(space.encode(arch)))
+            scores[arch] = value
+            return {"valid": value}, 0.0, 0.0
+
+        def direction(self, name: str) -> int:
+            return 1
+
+    ctx = SearchContext(space, Oracle(), SearchAlgoConfig(name="bohb", budget_evals=300, hb_iterations=30),
+                        np.random.default_rng(0), progress=False)
+    _bohb_kde(ctx)
+    late = ctx.evaluated[len(ctx.evaluated) // 2:]
+    share = np.mean([space.encode(a)[0] == 3 for a in late])
+    assert share > 0.5, share

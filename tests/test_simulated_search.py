@@ -190,9 +190,10 @@ def test_every_method_runs_end_to_end(tmp_path: Path) -> None:
 
 
 
-def _run(nb201: tuple[Any, Any], algo: str, seed: int, budget: float = 30000.0) -> tuple[SearchContext, float]:
+def _run(nb201: tuple[Any, Any], algo: str, seed: int, budget: float = 30000.0,
+         cfg: SearchAlgoConfig = SIM) -> tuple[SearchContext, float]:
     space, gt = nb201
-    ctx = simulated(space, SimulatedTraining(gt, "cifar10", budget_seconds=budget), seed)
+    ctx = simulated(space, SimulatedTraining(gt, "cifar10", budget_seconds=budget), seed, cfg)
     arch = SEARCH_ALGOS.get(algo)(ctx)
     return ctx, float(gt.frame.at[arch, "cifar10"])
 
@@ -237,8 +238,10 @@ def test_with_the_oracle_as_reward_rea_and_reinforce_beat_random_search(nb201: t
     12-epoch validation reward beats random search's at the same simulated budget. A parent picked as the worst of the
     tournament, or a policy step with its sign flipped, loses to random search."""
     seeds = range(8)
+    # lr 0.01 (NATS-Bench's): a test that the policy learns at all; the presets' 0.5 (NB201's REINFORCE.sh) learns less
+    cfg = dataclasses.replace(SIM, lr=0.01)
     random = np.mean([_run(nb201, "random", s, budget=200000.0)[1] for s in seeds])
-    guided = np.mean([_run(nb201, algo, s, budget=200000.0)[1] for s in seeds])
+    guided = np.mean([_run(nb201, algo, s, budget=200000.0, cfg=cfg)[1] for s in seeds])
     assert guided > random + 0.2, (algo, guided, random)  # both reach 94.37 (the best) on every seed here
 
 
@@ -281,12 +284,15 @@ class FabricatedClock:
         self.charges.append(1.0)
         return self.accuracy[arch]
 
+    def answer(self, arch: str, epochs: int = 12) -> float:
+        return self.accuracy[arch]
+
 
 def test_reinforce_concentrates_on_the_best_arch_of_a_fabricated_benchmark_within_its_budget() -> None:
     """NB201's REINFORCE (Adam, lr 0.01, reward in %, debiased EMA baseline) on a 3-arch benchmark: within 300
     trainings its policy puts nearly all its mass on the best arch. A flipped update sign, or a reward that ignores
     the accuracy, would not."""
-    ctx = simulated(ThreeArchs(), FabricatedClock(300), 0)
+    ctx = simulated(ThreeArchs(), FabricatedClock(300), 0, dataclasses.replace(SIM, lr=0.01))
     found = SEARCH_ALGOS.get("reinforce")(ctx)
     picks = history(ctx)
     assert len(picks) == 300 and found == "c" and ctx.details["policy_argmax"] == "c"

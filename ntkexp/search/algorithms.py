@@ -45,8 +45,7 @@ def regularized_evolution(ctx: SearchContext) -> str:
     limit = ctx.max_steps if cfg.iterations is None else cfg.iterations
     while population and not ctx.exhausted() and steps < limit:
         steps += 1
-        idx = ctx.rng.choice(len(population), size=min(cfg.sample_size, len(population)), replace=False)
-        parent = ctx.scorer.best([population[i] for i in sorted(idx)])
+        parent = ctx.scorer.best(tournament(list(population), cfg.sample_size, ctx.rng))
         child = ctx.propose(lambda: ctx.mutate(parent))
         if child is None or ctx.evaluate(child) is None:  # a remembered arch costs a metric guide nothing
             break
@@ -56,6 +55,12 @@ def regularized_evolution(ctx: SearchContext) -> str:
     if cfg.derive == "population" and population:
         return ctx.scorer.best(list(population))
     return ctx.best()
+
+
+def tournament(population: list[str], size: int, rng: np.random.Generator) -> list[str]:
+    """The members a tournament compares: ``size`` draws with replacement, in draw order (NAS-Bench-201's
+    ``R_EA.py``: ``random.choice(population)`` ``sample_size`` times), so the best member can miss a tournament."""
+    return [population[i] for i in rng.integers(0, len(population), size=size)]
 
 
 def _check_derive(derive: str, valid: tuple[str, ...], name: str) -> None:
@@ -149,6 +154,7 @@ def reinforce(ctx: SearchContext) -> str:
         (-advantage * log_prob).backward()  # type: ignore[union-attr]
         optimizer.step()
         updates += 1
+    ctx.keep_crossing()  # the reference appends the arch that crossed the budget to its trace: it can be returned
     argmax = ctx.from_code([int(torch.argmax(lg.detach())) for lg in logits])
     ctx.details.update(policy_argmax=argmax, iterations=updates)
     if cfg.derive == "policy_argmax" and argmax is not None:

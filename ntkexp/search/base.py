@@ -73,6 +73,7 @@ class SearchContext:
         self.space, self.scorer, self.cfg = space, scorer, cfg
         self.assist, self.init_assist = assist, init_assist
         self.ended = False  # the guide's budget would have been crossed: the search is over
+        self.crossing: str | None = None  # the arch whose evaluation would have crossed the budget
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.ground_truth, self.key = ground_truth, accuracy_key
         self.candidates = candidates
@@ -186,7 +187,7 @@ class SearchContext:
         try:
             values = self.scorer.evaluate(arch)
         except BudgetExhausted:
-            self.ended = True
+            self.ended, self.crossing = True, arch
             return None
         if new:
             self.evaluated.append(arch)
@@ -200,6 +201,16 @@ class SearchContext:
             # pick's accuracy need not rise with every evaluation
             self.progress.step(cached=cached, note=f"the metric's pick so far {best} ({self.accuracy(best):.2f}%)")
         return values
+
+    def keep_crossing(self) -> None:
+        """Count the arch whose evaluation crossed the budget among the evaluated ones, uncharged (NAS-Bench-201's
+        and GradSign's ``reinforce.py`` append it to the trace before checking the budget, so it can be returned)."""
+        if self.crossing is None or self.crossing in self.evaluated:
+            return
+        values = self.scorer.peek(self.crossing)
+        if values is not None:
+            self.scorer.values[self.crossing] = values
+            self.evaluated.append(self.crossing)
 
     def accuracy(self, arch: str) -> float:
         if self.ground_truth is None or self.key is None:

@@ -9,8 +9,8 @@ clock (:class:`~ntkexp.search.simulated.ClockGuide`) this is exactly what an eva
 hpbandster's incumbent: the best arch among those evaluated at ``max_budget`` (the best evaluated arch if none got
 there).
 
-Proposals: random (``hb``), or Optuna's multivariate TPE told every first result (``bohb``; BOHB proper fits a
-kernel density estimate per budget and samples a third of its configurations at random: a stated difference); the
+Proposals: random (``hb``), or a model (``bohb``): hpbandster's own BOHB configuration generator (a KDE per budget,
+NB201's ``BOHB.sh`` settings; ``bohb_model=kde``, the default) or Optuna's multivariate TPE (``bohb_model=tpe``); the
 metric-assisted variant (G-HB, GradSign App. A) replaces each proposal by the best of ``pool_size`` random archs by
 the metric.
 """
@@ -39,23 +39,33 @@ def brackets(eta: int, min_budget: float, max_budget: float) -> list[tuple[list[
     return schedule
 
 
-def hyperband(ctx: SearchContext, propose: Callable[[], str | None],
-              told: Callable[[str, float], None] | None = None) -> str:
-    """Run the brackets in turn (``hb_iterations`` at most) until the guide's budget ends the search."""
+def hyperband(ctx: SearchContext, propose: Callable[[float], str | None],
+              told: Callable[[str, float, float], None] | None = None) -> str:
+    """Run the brackets in turn (``hb_iterations`` at most) until the guide's budget ends the search. As hpbandster
+    runs them with one worker, each configuration is proposed (``propose(budget)``) when its evaluation is due, after
+    the previous result was told (``told(arch, value, budget)``, at every stage)."""
     cfg = ctx.cfg
     schedule = brackets(cfg.eta, cfg.min_budget, cfg.max_budget)
     at_top: list[str] = []
     iterations = 0
     while iterations < cfg.hb_iterations and not ctx.exhausted():
-        sizes, _ = schedule[iterations % len(schedule)]
+        sizes, budgets = schedule[iterations % len(schedule)]
         iterations += 1
-        configs = [a for a in (propose() for _ in range(sizes[0])) if a is not None]
+        configs: list[str] = []
         for stage in range(len(sizes)):  # the last stage of every bracket is at max_budget
-            for arch in configs:
-                if ctx.exhausted() or ctx.evaluate(arch) is None:
+            todo = list(configs) if stage else [None] * sizes[0]
+            configs = []
+            for arch in todo:
+                if ctx.exhausted():
                     return _incumbent(ctx, at_top, iterations)
-                if stage == 0 and told is not None:
-                    told(arch, float(ctx.scorer.scores([arch])[0]))
+                arch = arch if arch is not None else propose(budgets[stage])
+                if arch is None:
+                    continue
+                if ctx.evaluate(arch) is None:
+                    return _incumbent(ctx, at_top, iterations)
+                configs.append(arch)
+                if told is not None:
+                    told(arch, float(ctx.scorer.scores([arch])[0]), budgets[stage])
                 if stage == len(sizes) - 1:
                     at_top.append(arch)
             if stage + 1 < len(sizes):
@@ -74,17 +84,90 @@ def _incumbent(ctx: SearchContext, at_top: list[str], iterations: int) -> str:
 @register_search_algo("hb", knobs=("eta", "min_budget", "max_budget", "hb_iterations"))
 def hyperband_random(ctx: SearchContext) -> str:
     """Hyperband with random configurations (G-HB: each the best of ``pool_size`` random archs by the metric)."""
-    return hyperband(ctx, lambda: ctx.propose(ctx.draw))
+    return hyperband(ctx, lambda budget: ctx.propose(ctx.draw))
 
 
-@register_search_algo("bohb", knobs=("eta", "min_budget", "max_budget", "hb_iterations"))
+@register_search_algo("bohb", knobs=("eta", "min_budget", "max_budget", "hb_iterations", "bohb_model",
+                                     "num_samples", "random_fraction", "bandwidth_factor", "min_bandwidth",
+                                     "top_n_percent"))
 def bohb(ctx: SearchContext) -> str:
-    """Hyperband with configurations proposed by Optuna's multivariate TPE, told each configuration's first result
-    (metric-assisted: the proposal is replaced by the best of ``pool_size`` random archs, as GradSign's G-HB does)."""
+    """Hyperband with model-proposed configurations: ``bohb_model=kde`` is BOHB itself, hpbandster's configuration
+    generator (a KDE of the good and the bad configurations per budget, proposals from the largest budget that has a
+    model; NB201's BOHB.sh settings num_samples 4, random_fraction 0, bandwidth_factor 3, min_bandwidth 0.3), told
+    every result at its budget; ``bohb_model=tpe``: Optuna's multivariate TPE told each configuration's first result.
+    Metric-assisted (G-HB, as GradSign's code): every proposal is the best of ``pool_size`` random archs instead."""
+    if ctx.assist is not None:
+        return hyperband(ctx, lambda budget: ctx.propose(ctx.draw))
+    if ctx.cfg.bohb_model == "kde":
+        return _bohb_kde(ctx)
+    if ctx.cfg.bohb_model != "tpe":
+        raise ValueError(f"search_algo.bohb_model must be kde (hpbandster's BOHB) or tpe (Optuna), got "
+                         f"{ctx.cfg.bohb_model!r}")
+    return _bohb_tpe(ctx)
+
+
+def _bohb_kde(ctx: SearchContext) -> str:
+    """BOHB with hpbandster's own configuration generator over the space's categorical decisions; the loss it is
+    told is 100 - accuracy for the clock (NB201's BOHB.py), minus the oriented score for any other guide. hpbandster
+    draws from numpy's global generator: it is seeded from the search's and restored afterwards, so a run is
+    repeatable and leaves no trace."""
+    try:
+        import ConfigSpace as CS
+        from hpbandster.optimizers.config_generators.bohb import BOHB as KDEGenerator
+    except ImportError as err:  # pragma: no cover - a dependency
+        raise ValueError(f"search_algo.bohb_model=kde needs hpbandster ({err}); pip install hpbandster, or use "
+                         f"search_algo.bohb_model=tpe") from None
+    import logging
+
+    cfg = ctx.cfg
+    seed = int(ctx.rng.integers(2**31))
+    names = [f"d{i}" for i in range(len(ctx.space.choices()))]
+    space = CS.ConfigurationSpace(seed=seed)
+    for name, choice in zip(names, ctx.space.choices()):
+        space.add(CS.CategoricalHyperparameter(name, list(range(len(choice)))))
+    logger = logging.getLogger("ntkexp.bohb")
+    logger.setLevel(logging.ERROR)
+    generator = KDEGenerator(space, top_n_percent=cfg.top_n_percent, num_samples=cfg.num_samples,
+                             random_fraction=cfg.random_fraction, bandwidth_factor=cfg.bandwidth_factor,
+                             min_bandwidth=cfg.min_bandwidth, logger=logger)
+    configs: dict[str, dict[str, Any]] = {}
+    clock = ctx.scorer.names == ["valid"]
+
+    def propose(budget: float) -> str | None:
+        for _ in range(100):
+            config, _ = generator.get_config(budget)
+            arch = ctx.from_code([int(config[n]) for n in names])
+            if arch is not None:
+                configs[arch] = {n: int(config[n]) for n in names}
+                return arch
+        return None
+
+    def told(arch: str, value: float, budget: float) -> None:
+        loss = (100.0 - value) if clock else -value
+        generator.new_result(_Job(configs[arch], budget, loss if np.isfinite(loss) else None))
+
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        return hyperband(ctx, propose, told)
+    finally:
+        np.random.set_state(state)
+
+
+class _Job:
+    """The parts of an hpbandster job its configuration generator reads."""
+
+    def __init__(self, config: dict[str, Any], budget: float, loss: float | None) -> None:
+        self.kwargs = {"config": config, "budget": budget}
+        self.result = None if loss is None else {"loss": loss, "info": {}}
+        self.exception = None if loss is not None else "undefined value"
+        self.timestamps: dict[str, float] = {}
+        self.id = (0, 0, 0)
+
+
+def _bohb_tpe(ctx: SearchContext) -> str:
     import optuna
 
-    if ctx.assist is not None:
-        return hyperband(ctx, lambda: ctx.propose(ctx.draw))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     names = [f"d{i}" for i in range(len(ctx.space.choices()))]
     distributions = {n: optuna.distributions.CategoricalDistribution(list(range(len(c))))
@@ -94,7 +177,7 @@ def bohb(ctx: SearchContext) -> str:
                                 study_name=f"ntkexp-bohb-{int(ctx.rng.integers(2**31))}")
     pending: dict[str, list[Any]] = {}
 
-    def propose() -> str | None:
+    def propose(budget: float) -> str | None:
         for _ in range(100):
             trial = study.ask(distributions)
             arch = ctx.from_code([trial.params[n] for n in names])
@@ -104,8 +187,8 @@ def bohb(ctx: SearchContext) -> str:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return None
 
-    def told(arch: str, value: float) -> None:
-        for trial in pending.pop(arch, []):
+    def told(arch: str, value: float, budget: float) -> None:
+        for trial in pending.pop(arch, []):  # the first result of each proposal only
             study.tell(trial, value if np.isfinite(value) else None,
                        state=None if np.isfinite(value) else optuna.trial.TrialState.FAIL)
 

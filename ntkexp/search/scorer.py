@@ -69,6 +69,10 @@ class Guide:
     def direction(self, name: str) -> int:
         raise NotImplementedError
 
+    def peek(self, arch: str) -> dict[str, float] | None:
+        """The values an evaluation of ``arch`` would give, charging nothing (None where a guide cannot tell)."""
+        return None
+
     def evaluate(self, arch: str) -> dict[str, float]:
         """The raw values of ``arch`` (scored on first use, then remembered; every time if not :attr:`remember`)."""
         if arch not in self.values or not self.remember:

@@ -5,7 +5,8 @@ sees only what training would tell it, and pays for it on a clock of the benchma
 returns its validation accuracy after the benchmark's 12-epoch schedule and charges 12 epochs of the training time
 the benchmark records for it, every time it is asked (training an arch again costs again). The evaluation that would
 cross the budget is not charged, not seen, and ends the search, as in NAS-Bench-201's and GradSign's loops
-(GradSign's ``reinforce.py`` alone keeps that last arch among its candidates; here no algorithm does). A search's
+(NAS-Bench-201's and GradSign's ``reinforce.py`` alone keep that last arch among their candidates, uncharged, and so
+does REINFORCE here: :meth:`SearchContext.keep_crossing`). A search's
 result is the evaluated arch with the best validation accuracy seen (Hyperband: among those at its largest budget);
 what it is worth is that arch's final accuracies.
 """
@@ -67,6 +68,10 @@ class SimulatedTraining:
         self.spent += charge
         self.charges.append(charge)
         self.archs.append(arch)
+        return self.answer(arch, epochs)
+
+    def answer(self, arch: str, epochs: int = 12) -> float:
+        """What training ``arch`` for ``epochs`` tells (charging nothing)."""
         return float(self._acc[epochs][arch])
 
 
@@ -89,6 +94,9 @@ class ClockGuide(Guide):
         before = self.sim.spent
         accuracy = self.sim.evaluate(arch)
         return {"valid": accuracy}, self.sim.spent - before, 0.0
+
+    def peek(self, arch: str) -> dict[str, float]:
+        return {"valid": self.sim.answer(arch)}
 
     def direction(self, name: str) -> int:
         return 1

@@ -295,9 +295,13 @@ class NASBench201(SearchSpace):
         return TinyNetwork(parse_string(arch), C=1, N=1, num_classes=num_classes, in_channels=1, stem=False, depth=1)
 
     def mutate(self, arch: str, rng: np.random.Generator) -> str:
-        """Replace the op of one uniformly chosen edge by a different, uniformly chosen op."""
+        """Replace the op of one edge by a different, uniformly chosen op, the edge chosen as NAS-Bench-201's
+        ``R_EA.py`` does: a uniformly chosen node (1, 2 or 3), then one of its incoming edges (so edge 1<-0 is
+        changed with probability 1/3, each edge into node 3 with 1/9)."""
         ops = list(parse_string(arch))
-        edge = int(rng.integers(len(ops)))
+        node = int(rng.integers(1, 4))
+        into = [i for i, (to, _) in enumerate(EDGES) if to == node]
+        edge = into[int(rng.integers(len(into)))]
         ops[edge] = rng.choice([op for op in OPS if op != ops[edge]])
         return format_ops(ops)
 
