@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -166,3 +167,32 @@ def test_the_pruning_task_refuses_another_space_in_one_line_before_loading_anyth
                f"hydra.run.dir={tmp_path / 'run'}")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
     assert f"task=prune_search runs on search_space=nasbench201 only, not search_space={space}" in proc.stderr
+
+
+def test_ranks_are_tenas_released_ranks_of_three_decimal_changes() -> None:
+    """prune_tenas.py rounds each repeat's change to 3 decimals before the mean (prune_launch.py: precision=3), sorts
+    by the mean at 3 significant figures and gives equal means one rank: changes of 0.10004 and 0.10001 tie; at 10
+    significant figures (the old convention) they did not."""
+    from ntkexp.search.prune import tenas_ranks
+
+    np.testing.assert_array_equal(tenas_ranks([0.1, 0.3, 0.1, np.nan, 0.2], 3), [2, 0, 2, 3, 1])
+    values = {("a", "x"): 1.10004, ("a", "y"): 1.10001, ("a", "z"): 0.5}
+
+    def score(state: list[tuple[str, ...]], repeat: int) -> dict[str, float]:
+        missing = [op for op in ("x", "y", "z") if op not in state[0]]
+        return {"m": values[("a", missing[0])] if missing else 1.0}
+
+    _, rounds = prune_supernet([("x", "y", "z")], score, {"m": +1})
+    ranks = {c["op"]: c["m_rank"] for c in rounds[0].candidates}
+    assert ranks["x"] == ranks["y"] == 0 and ranks["z"] == 1
+    _, old = prune_supernet([("x", "y", "z")], score, {"m": +1}, precision=10, rounding="significant")
+    assert len({c["m_rank"] for c in old[0].candidates}) == 3
+    with pytest.raises(ValueError, match="rounding"):
+        prune_supernet([("x", "y")], score, {"m": +1}, rounding="bogus")
+
+
+def test_the_tenas_preset_runs_the_released_code_init_params_and_rounding() -> None:
+    cfg = make_cfg(["experiment=tenas_prune"])
+    assert cfg.init.name == "default" and cfg.ntk.params == "weights" and cfg.ntk.bn_mode == "train"
+    assert cfg.task.prune.precision == 3 and cfg.task.prune.rounding == "tenas"
+    assert make_cfg(["experiment=tenas_prune", "init=kaiming", "init.mode=fan_out"]).init.name == "kaiming"

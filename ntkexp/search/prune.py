@@ -6,8 +6,8 @@ repeat re-initialises the round's supernet and the candidate shares its weights)
 is the relative change of its oriented value, (m - m_0) / |m_0| times the metric's direction, averaged over the
 repeats: for the condition number TE-NAS's (kappa_0 - kappa) / kappa_0, for the linear regions
 -(R_0 - R) / R_0. The op whose removal improves the network most matters least: each metric ranks the candidates by
-their change (rank 0 the largest; equal changes, after rounding to ``precision`` significant figures, share a rank,
-as TE-NAS's ranks do), the ranks are summed over the driving metrics, and on each edge the op with the smallest sum
+their change (rank 0 the largest; as TE-NAS's released code: each repeat's change rounded to 3 decimals, equal
+mean changes sharing a rank, :func:`tenas_ranks`), the ranks are summed over the driving metrics, and on each edge the op with the smallest sum
 is pruned (ties: the first metric's rank, then the benchmark's op order). It stops when every edge holds one op.
 """
 
@@ -53,6 +53,24 @@ def dense_ranks(values: Sequence[float], digits: int) -> np.ndarray:
     return np.array([order[v] if np.isfinite(v) else len(distinct) for v in rounded], dtype=float)
 
 
+def tenas_ranks(means: Sequence[float], digits: int) -> np.ndarray:
+    """Ranks as TE-NAS's released ``prune_tenas.py`` gives them: the candidates sorted (stably, in their order) by
+    their mean change rounded to ``digits`` significant figures, largest first; rank 0 for the first, and each next
+    one a rank further unless its (unrounded) mean equals the previous one's. Undefined means rank last."""
+    keyed = [(-significant(v, digits) if np.isfinite(v) else np.inf, i) for i, v in enumerate(means)]
+    order = [i for _, i in sorted(keyed, key=lambda t: t[0])]
+    ranks = np.zeros(len(means))
+    for pos, i in enumerate(order):
+        if pos:
+            prev = order[pos - 1]
+            same = means[i] == means[prev] or not (np.isfinite(means[i]) or np.isfinite(means[prev]))
+            ranks[i] = ranks[prev] + (0 if same else 1)
+    return ranks
+
+
+ROUNDINGS = ("tenas", "significant")
+
+
 def relative_change(value: float, origin: float, direction: int) -> float:
     """The oriented relative change of a metric from the round's supernet (``origin``) to the candidate."""
     if not (np.isfinite(value) and np.isfinite(origin)) or origin == 0:
@@ -62,10 +80,14 @@ def relative_change(value: float, origin: float, direction: int) -> float:
 
 def prune_supernet(edges: Sequence[Sequence[str]], score: SupernetScorer, directions: dict[str, int],
                    repeats: int = 1, on_round: Callable[[PruneRound], None] | None = None,
-                   precision: int = 10) -> tuple[list[str], list[PruneRound]]:
+                   precision: int = 3, rounding: str = "tenas") -> tuple[list[str], list[PruneRound]]:
     """Prune ``edges`` (each edge's op set) one op per edge per round until one op per edge remains; ``directions``
     gives each driving metric's direction (+1 higher is better, -1 lower), in the order of tie-breaking. Returns the
-    op of each edge and the rounds."""
+    op of each edge and the rounds. ``rounding``: ``tenas`` as TE-NAS's released code (``prune_launch.py``'s
+    precision 3): each repeat's change rounded to ``precision`` decimals before the mean, ranks by
+    :func:`tenas_ranks`; ``significant``: the means' dense ranks at ``precision`` significant figures."""
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"task.prune.rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
     if not directions:
         raise ValueError("the pruning search needs at least one metric to drive it")
     if repeats < 1:
@@ -80,9 +102,13 @@ def prune_supernet(edges: Sequence[Sequence[str]], score: SupernetScorer, direct
         candidates = [(e, op) for e, ops in enumerate(state) if len(ops) > 1 for op in ops]
         origin = [score(state, r) for r in range(repeats)]
         values = [[score(without(state, e, op), r) for r in range(repeats)] for e, op in candidates]
-        change = {n: [float(np.mean([relative_change(v[r][n], origin[r][n], directions[n]) for r in range(repeats)]))
-                      for v in values] for n in names}
-        ranks = {n: dense_ranks(change[n], precision) for n in names}
+        def per_repeat(v: list[dict[str, float]], n: str, r: int) -> float:
+            c = relative_change(v[r][n], origin[r][n], directions[n])
+            return float(np.round(c, precision)) if rounding == "tenas" and np.isfinite(c) else c
+
+        change = {n: [float(np.mean([per_repeat(v, n, r) for r in range(repeats)])) for v in values] for n in names}
+        ranks = {n: tenas_ranks(change[n], precision) if rounding == "tenas" else dense_ranks(change[n], precision)
+                 for n in names}
         total = sum(ranks[n] for n in names)
         for i, ((e, op), v) in enumerate(zip(candidates, values)):
             record.candidates.append({"edge": e, "op": op,

@@ -40,7 +40,8 @@ class PruneSearchConfig:
     N: int = 1
     mix: str = "mean"  # mean (TE-NAS's DARTS-V1 cell, equal weights) | sum
     keep_none: bool = False  # True: prune from all 5 ops (4 rounds; 'none' can survive)
-    precision: int = 10  # significant figures at which two changes count as equal (shared rank)
+    precision: int = 3  # decimals of each repeat's change (prune_launch.py's precision=3; see rounding)
+    rounding: str = "tenas"  # tenas: as prune_tenas.py (3-decimal changes, equal means share a rank) | significant
 
 
 @dataclass
@@ -91,7 +92,7 @@ def run_prune_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
 
     log.info("pruning the NB201 supernet (%s) by %s on %s", supernet.label(), " + ".join(names), ctx.device)
     chosen, rounds = prune_supernet([ops] * len(EDGES), score, {n: traits(n).direction for n in names}, repeats,
-                                    report, prune.precision)
+                                    report, prune.precision, prune.rounding)
     found = format_ops(chosen)
     accuracy = {c: float(gt.accuracy([found], c)[0]) for c in gt.datasets}
     frame = pd.DataFrame([{"round": r.round, **c, "pruned": r.pruned.get(int(c["edge"])) == c["op"]}
