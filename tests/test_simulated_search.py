@@ -319,3 +319,45 @@ def test_every_algorithm_is_one_implementation_for_both_tasks(tmp_path: Path, al
                             "search_space.kwargs.C=4", "search_space.kwargs.N=1", "ntk.batch_size=4", "logger=csv",
                             "task.progress=false", "threads=1", "device=cpu"], tmp_path))
     assert summary["algorithm"] == algo and summary["found"]["evaluations"] <= 6
+
+
+def _per_seed_table() -> Any:
+    """Four archs with per-seed 12-epoch accuracies (one seed missing for 'd'), training and validation times."""
+    from ntkexp.benchmarks import GroundTruth
+
+    frame = pd.DataFrame({
+        "cifar10_valid_12ep": [50.0, 60.0, 70.0, 80.0],
+        "cifar10_valid_12ep_seed777": [40.0, 55.0, 65.0, 79.0],
+        "cifar10_valid_12ep_seed888": [50.0, 60.0, 70.0, 81.0],
+        "cifar10_valid_12ep_seed999": [60.0, 65.0, 75.0, np.nan],
+        "cifar10_valid_epoch_seconds": [10.0, 10.0, 10.0, 10.0],
+        "cifar10_valid_seconds": [3.0, 3.0, 3.0, 3.0],
+        "cifar10": [90.0, 91.0, 92.0, 93.0], "arch_str": ["a", "b", "c", "d"]})
+    return GroundTruth(frame, "fabricated", "fabricated.csv")
+
+
+def test_each_query_draws_one_seed_and_is_charged_its_validation_pass() -> None:
+    """NB201's R_EA.py: get_more_info(..., is_random=True) answers with one seed's 12-epoch accuracy, drawn per query,
+    and charges train-all-time + valid-per-time; seeded, so a run repeats."""
+    gt = _per_seed_table()
+    sim = SimulatedTraining(gt, "cifar10", 1e9, rng=np.random.default_rng(0))
+    assert sim.answer_mode == "random_seed" and sim.charge_validation == "yes"
+    answers = [sim.evaluate("a") for _ in range(300)]
+    assert set(answers) == {40.0, 50.0, 60.0}  # never the mean (50 is also seed 888's)
+    assert all(abs(answers.count(v) / 300 - 1 / 3) < 0.08 for v in (40.0, 60.0))
+    assert {sim.evaluate("d") for _ in range(100)} == {79.0, 81.0}  # only the seeds it ran
+    assert sim.charges[0] == pytest.approx(12 * 10.0 + 3.0)
+    again = SimulatedTraining(gt, "cifar10", 1e9, rng=np.random.default_rng(0))
+    assert [again.evaluate("a") for _ in range(300)] == answers
+    mean = SimulatedTraining(gt, "cifar10", 1e9, answer_mode="mean", charge_validation="no")
+    assert mean.evaluate("a") == 50.0 and mean.charges == [120.0]
+
+
+def test_a_table_without_per_seed_values_answers_with_the_mean_and_says_so(nb201: tuple[Any, Any]) -> None:
+    _, gt = nb201
+    sim = SimulatedTraining(gt, "cifar10", 1e9, rng=np.random.default_rng(0))
+    assert sim.answer_mode == "mean" and sim.charge_validation == "no"
+    assert "no per-seed values" in sim.conventions()["answer"]
+    assert "records no validation time" in sim.conventions()["charge"]
+    with pytest.raises(ValueError, match="needs per-seed 12-epoch accuracies"):
+        SimulatedTraining(gt, "cifar10", 1e9, answer_mode="random_seed", rng=np.random.default_rng(0))

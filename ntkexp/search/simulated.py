@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 
 from ntkexp.benchmarks import GroundTruth
 from ntkexp.search.scorer import BudgetExhausted, Guide
@@ -31,6 +32,11 @@ class SimulatedTraining:
     charges: list[float] = field(default_factory=list)
     archs: list[str] = field(default_factory=list)  # every evaluated arch, in order, repeats included
     refused: str | None = None  # the arch whose training would have crossed the budget (it ended the search)
+    answer_mode: str = "auto"  # random_seed (NB201's is_random=True) | mean (of the seeds) | auto: random_seed if the table can
+    charge_validation: str = "auto"  # yes (train-all-time + valid-per-time, as R_EA.py) | no | auto: yes if the table can
+    rng: np.random.Generator | None = None  # draws the seed of each query (seeded by the run)
+
+    SEEDS = (777, 888, 999)  # NAS-Bench-201's seeds: per-seed columns are named <fidelity column>_seed<seed>
 
     def __post_init__(self) -> None:
         frame = self.ground_truth.frame
@@ -42,6 +48,19 @@ class SimulatedTraining:
                              f"training time of {self.dataset} that a simulated search needs")
         self._seconds = frame[self.epoch_column].to_dict()
         self._acc = {epochs: frame[col].to_dict() for epochs, col in self.fidelities.items() if col in frame.columns}
+        seed_cols = [f"{self.fidelities[12]}_seed{s}" for s in self.SEEDS]
+        has_seeds = all(c in frame.columns for c in seed_cols)
+        valid_col = f"{self.dataset}_valid_seconds"
+        has_valid = valid_col in frame.columns
+        self.answer_mode = _resolve("answer", self.answer_mode, ("random_seed", "mean"), has_seeds,
+                                    f"per-seed 12-epoch accuracies ({', '.join(seed_cols)})")
+        self.charge_validation = _resolve("charge_validation", self.charge_validation, ("yes", "no"), has_valid,
+                                          f"the validation time of one query ({valid_col})")
+        self._per_seed = frame[seed_cols].to_numpy(dtype=np.float64) if has_seeds else None
+        self._row = {arch: i for i, arch in enumerate(frame.index)}
+        self._valid_seconds = frame[valid_col].to_dict() if has_valid else None
+        if self.answer_mode == "random_seed" and self.rng is None:
+            raise ValueError("a simulated search that draws a seed per query needs the run's rng")
 
     @property
     def evaluations(self) -> int:
@@ -51,7 +70,10 @@ class SimulatedTraining:
         return self.spent >= self.budget_seconds
 
     def cost(self, arch: str, epochs: int = 12) -> float:
-        return float(self._seconds[arch]) * epochs
+        """The training time of ``epochs`` epochs, plus one validation pass where the table records it (R_EA.py:
+        train-all-time + valid-per-time)."""
+        train = float(self._seconds[arch]) * epochs
+        return train + (float(self._valid_seconds[arch]) if self.charge_validation == "yes" else 0.0)
 
     def evaluate(self, arch: str, epochs: int = 12) -> float:
         """The validation accuracy after ``epochs`` (12, or 200) epochs; charges their recorded training time."""
@@ -71,8 +93,40 @@ class SimulatedTraining:
         return self.answer(arch, epochs)
 
     def answer(self, arch: str, epochs: int = 12) -> float:
-        """What training ``arch`` for ``epochs`` tells (charging nothing)."""
+        """What training ``arch`` for ``epochs`` tells (charging nothing): the 12-epoch accuracy of one of its seeds,
+        drawn uniformly among those the benchmark ran (NB201's ``get_more_info(..., is_random=True)``), or the seeds'
+        mean."""
+        if epochs == 12 and self.answer_mode == "random_seed":
+            assert self._per_seed is not None and self.rng is not None
+            runs = self._per_seed[self._row[arch]]
+            runs = runs[np.isfinite(runs)]
+            if len(runs):
+                return float(runs[int(self.rng.integers(len(runs)))])
         return float(self._acc[epochs][arch])
+
+    def conventions(self) -> dict[str, str]:
+        """How queries were answered and charged, in words (for the summary)."""
+        return {"answer": ("the 12-epoch validation accuracy of one seed drawn per query (NB201's is_random=True)"
+                           if self.answer_mode == "random_seed" else
+                           "the mean of the seeds' 12-epoch validation accuracies (the table has no per-seed values)"
+                           if self._per_seed is None else "the mean of the seeds' 12-epoch validation accuracies"),
+                "charge": ("12 epochs of training plus one validation pass (R_EA.py's train-all-time + "
+                           "valid-per-time)" if self.charge_validation == "yes" else
+                           "12 epochs of training (the table records no validation time, about 3 % of a query in "
+                           "NB201)" if self._valid_seconds is None else "12 epochs of training")}
+
+
+def _resolve(name: str, mode: str, choices: tuple[str, str], available: bool, what: str) -> str:
+    """``auto`` -> the first choice when the table can give it, else the second; an explicit first choice the table
+    cannot give is refused, naming what it lacks."""
+    if mode not in (*choices, "auto"):
+        raise ValueError(f"task.simulated.{name} must be one of {', '.join(choices)}, auto; got {mode!r}")
+    if mode == "auto":
+        return choices[0] if available else choices[1]
+    if mode == choices[0] and not available:
+        raise ValueError(f"task.simulated.{name}={mode} needs {what}, which the ground truth lacks; use "
+                         f"{name}={choices[1]} or a table that has them")
+    return mode
 
 
 class ClockGuide(Guide):

@@ -48,6 +48,8 @@ class SimulatedSearchConfig:
     dataset: str = "cifar10"  # the data set searched on (its 12-epoch validation accuracy and training time)
     a_rea_metric: str | None = None  # A-REA's metric (GradSign's table: naswot); None: metric.names[0]
     published: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> {column: value} to compare
+    answer: str = "auto"  # random_seed (a seed drawn per query, NB201's) | mean | auto: random_seed where the table can
+    charge_validation: str = "auto"  # yes (+ one validation pass per query, R_EA.py's) | no | auto: yes where it can
 
 
 @dataclass
@@ -98,8 +100,10 @@ def run_simulated_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
                   costly=assisted_runs) as bar:  # a run without a metric costs milliseconds
         for label, name, assisted, is_a_rea in methods:
             for run in range(sim_cfg.runs):
-                sim = SimulatedTraining(gt, sim_cfg.dataset, sim_cfg.budget_seconds)
                 rng = np.random.default_rng(np.random.SeedSequence([ctx.seed, run]))
+                answers = np.random.default_rng(np.random.SeedSequence([ctx.seed, run, 1]))  # the clock's own draws
+                sim = SimulatedTraining(gt, sim_cfg.dataset, sim_cfg.budget_seconds, answer_mode=sim_cfg.answer,
+                                        charge_validation=sim_cfg.charge_validation, rng=answers)
                 used = a_rea if is_a_rea else metric
                 before = (used.cost.evaluations, used.cost.score_seconds)
                 sctx = SearchContext(ctx.space, ClockGuide(sim), algo_cfg, rng, label=label, progress=False,
@@ -131,6 +135,9 @@ def run_simulated_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
         "searched_on": sim_cfg.dataset, "methods": sim_cfg.methods, "search_algo": dataclasses.asdict(algo_cfg),
         "results": {r["method"]: {k: r[k] for k in table.columns if k != "method"} for r in table.to_dict("records")},
         "a_rea_metric": a_rea_name,
+        "clock": SimulatedTraining(gt, sim_cfg.dataset, 1.0, answer_mode=sim_cfg.answer,
+                                   charge_validation=sim_cfg.charge_validation,
+                                   rng=np.random.default_rng(0)).conventions(),
         "metric_cost": {"archs_scored": len(metric.values), "archs_failed": len(metric.failures),
                         "device_seconds": metric.cost.score_seconds,
                         **({f"{a_rea_name}_archs_scored": len(a_rea.values),
