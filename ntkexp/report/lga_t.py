@@ -22,10 +22,11 @@ import pandas as pd
 
 from ntkexp.metrics import direction_of
 from ntkexp.plotting import pyplot, save_figure
+from ntkexp.report.generated import markers, replace_block
 from ntkexp.stats import bootstrap_interval, correlate, paired_bootstrap_difference
 
-BEGIN = "<!-- BEGIN generated: lga_t study (scripts/report_lga_t.py; edit the generator, not this text) -->"
-END = "<!-- END generated: lga_t study -->"
+BLOCK = "lga_t study (scripts/report_lga_t.py)"
+BEGIN, END = markers(BLOCK)
 METRICS = ("lga", "ncn", "fnorm", "mean")
 LABELS = {"lga": "LGA", "ncn": "NCN", "fnorm": "F-Norm", "mean": "Mean"}
 PART_TITLES = {"per_sample": "per-sample BN (the paper's Train mode)",
@@ -300,11 +301,7 @@ def section(table: pd.DataFrame, meta: dict[str, Any], figure_dir: Path, figure_
 
 def replace_section(document: str, new: str) -> str:
     """``document`` with its generated block replaced by ``new`` (refused when the markers are missing)."""
-    start, end = document.find(BEGIN), document.find(END)
-    if start < 0 or end < start:
-        raise ValueError("the results file has no generated lga_t block (the markers "
-                         f"{BEGIN!r} ... {END!r}); add them where the section goes")
-    return document[:start] + new.rstrip("\n") + document[end + len(END):]
+    return replace_block(document, BLOCK, new)
 
 
 def load(table_path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:

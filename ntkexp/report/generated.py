@@ -1,0 +1,20 @@
+"""Generated blocks of docs/RESULTS.md: text between a pair of markers that a report step rewrites from a run's table,
+so no number or direction in them is typed by hand."""
+
+from __future__ import annotations
+
+
+def markers(name: str) -> tuple[str, str]:
+    return (f"<!-- BEGIN generated: {name} (edit the generator, not this text) -->",
+            f"<!-- END generated: {name} -->")
+
+
+def replace_block(document: str, name: str, text: str) -> str:
+    """``document`` with the block ``name`` replaced by ``text`` (which starts and ends with its markers); refused,
+    naming the markers, when the document has none."""
+    begin, end = markers(name)
+    start, stop = document.find(begin), document.find(end)
+    if start < 0 or stop < start:
+        raise ValueError(f"the results file has no generated block {name!r} (the markers {begin!r} ... {end!r}); "
+                         f"add them where the section goes")
+    return document[:start] + text.rstrip("\n") + document[stop + len(end):]
