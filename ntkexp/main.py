@@ -40,9 +40,7 @@ def _quiet_third_party() -> None:
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Execute ``cfg`` (a composed ntkexp config) and return the task's summary."""
     _quiet_third_party()
-    from ntkexp.loggers import build_logger
-    from ntkexp.scoring import RunContext, to_run_config
-    from ntkexp.tasks import TASKS, RunOutput
+    from ntkexp.scoring import to_run_config
 
     from ntkexp.io import storage_error
     from ntkexp.registry import load_plugins
@@ -54,6 +52,18 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a read-only, forbidden or full place for results: one line naming it
         raise storage_error(err, run_dir, "create the run directory") or err from None
+    lock = hold_run_dir(run_dir)  # two runs writing one folder would mix their files: the second is refused
+    try:
+        return _run_holding(cfg, config, run_dir)
+    finally:
+        lock.close()
+
+
+def _run_holding(cfg: DictConfig, config: Any, run_dir: Path) -> dict[str, Any]:
+    from ntkexp.loggers import build_logger
+    from ntkexp.scoring import RunContext
+    from ntkexp.tasks import TASKS, RunOutput
+
     task = TASKS.get(config.task.name)
     task.check_space(config.search_space.name)
     task.check_search_algo(config.search_algo)
@@ -70,6 +80,31 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         logger.finish(exit_code)  # every job ends its W&B run (a failed one as failed)
     log.info("results in %s", run_dir)
     return summary
+
+
+RUN_LOCK = ".ntkexp-run.lock"
+
+
+def hold_run_dir(run_dir: Path) -> Any:
+    """Take ``run_dir`` for this run alone (an exclusive lock on a file in it, released when the process ends, however
+    it ends); a folder another live run holds is refused in one line naming it and that run's process."""
+    import fcntl
+
+    path = run_dir / RUN_LOCK
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ValueError(f"the run folder {run_dir} is in use by another live run (process {holder}); give this run "
+                         f"its own folder (hydra.run.dir=...) or wait for that one to end") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 #: top-level settings that take whole numbers (True: null too), checked in every value of a sweep before Hydra

@@ -162,3 +162,63 @@ def test_text_where_an_accuracy_belongs_is_refused_with_file_column_and_row(tmp_
     cfg = make_cfg([*DIGITS, f"search_space.benchmark.table={path}", "threads=1"], tmp_path)
     with pytest.raises(ValueError, match=r"column 'digits', row 5 .*'ninety' is not a number"):
         RunContext.build(cfg)
+
+
+@pytest.mark.parametrize("bad", ["inf", "-inf", "1000.0", "-5"])
+def test_an_accuracy_outside_0_to_100_is_refused_with_file_column_and_row(tmp_path: Path, bad: str) -> None:
+    """+inf would rank best in tau and rho, 1000.0 (a table in per-mille or a typo) would dominate: refused."""
+    from ntkexp.scoring import RunContext
+
+    from .conftest import DIGITS, make_cfg
+
+    path = _table_with(tmp_path, {4: bad})
+    cfg = make_cfg([*DIGITS, f"search_space.benchmark.table={path}", "threads=1"], tmp_path)
+    with pytest.raises(ValueError, match=r"column 'digits', row 5 .* is not an accuracy in percent"):
+        RunContext.build(cfg)
+
+
+def test_a_csv_cut_inside_its_last_row_loses_that_row_with_a_warning(tmp_path: Path, caplog) -> None:
+    """A download or copy cut mid-row turns 91.10 into 9.1 (or 9.0): the row has no newline, so it is left out,
+    named, never used."""
+    from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
+
+    whole = pd.read_csv(DIGITS_TABLE)
+    text = DIGITS_TABLE.read_text().rstrip("\n")
+    path = tmp_path / "cut.csv"
+    path.write_text(text[:-2])  # the last accuracy loses its last two characters
+    with caplog.at_level("WARNING", logger="ntkexp"):
+        gt = load_ground_truth(BenchmarkConfig(table=str(path), allow_incomplete=True))
+    assert len(gt) == len(whole) - 1 and whole["arch_str"].iloc[-1] not in gt.archs()
+    assert "does not end in a newline" in caplog.text and f"row {len(whole)}" in caplog.text
+    path.write_text(text + "\n")
+    assert len(load_ground_truth(BenchmarkConfig(table=str(path), allow_incomplete=True))) == len(whole)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64", "float64"])
+def test_npz_images_on_the_0_255_scale_in_any_dtype_read_as_the_uint8_ones(tmp_path: Path, dtype: str) -> None:
+    """float32 or int64 images holding 0..255 were taken as already in [0, 1] (LGA moved by up to .05): the scale
+    is decided from dtype and range, so they read exactly as the uint8 original."""
+    from ntkexp.data import load_arrays
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(6, 3, 8, 8), dtype=np.uint8)
+    y = np.arange(6) % 3
+    np.savez(tmp_path / "u8.npz", train_x=x, train_y=y, test_x=x, test_y=y)
+    np.savez(tmp_path / "other.npz", train_x=x.astype(dtype), train_y=y, test_x=x.astype(dtype), test_y=y)
+    (ref, _), (got, _) = (load_arrays("npz", path=tmp_path / n) for n in ("u8.npz", "other.npz"))
+    as_unit = (lambda a: a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64))
+    np.testing.assert_allclose(as_unit(got.x), as_unit(ref.x), atol=1e-6)
+    np.savez(tmp_path / "unit.npz", train_x=x / 255.0, train_y=y, test_x=x / 255.0, test_y=y)
+    np.testing.assert_allclose(as_unit(load_arrays("npz", path=tmp_path / "unit.npz")[0].x), as_unit(ref.x),
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [np.full((2, 3, 4, 4), 300.0), np.full((2, 3, 4, 4), -1.0),
+                                 np.full((2, 3, 4, 4), np.nan), np.full((2, 3, 4, 4), 1000, dtype=np.int64)])
+def test_npz_images_on_no_known_scale_are_refused_in_one_line(tmp_path: Path, bad: np.ndarray) -> None:
+    from ntkexp.data import load_arrays
+
+    y = np.array([0, 1])
+    np.savez(tmp_path / "bad.npz", train_x=bad, train_y=y, test_x=bad, test_y=y)
+    with pytest.raises(ValueError, match=r"neither \[0, 1\] nor 0..255"):
+        load_arrays("npz", path=tmp_path / "bad.npz")

@@ -162,3 +162,25 @@ def test_the_swap_nas_darts_space_names_itself_for_its_benchmark_not_nds() -> No
     assert cfg.search_space.name == "darts_swap" and space.describe()["name"] == "darts_swap"
     assert "darts_swap" in space.label() and "NDS" not in space.label()
     assert SPACES.get("nds_darts")().describe()["name"] == "nds_darts"
+
+
+def test_an_nds_genotype_listed_twice_is_averaged_with_a_warning_naming_it(tmp_path, caplog) -> None:
+    """NDS JSON with one genotype at 90 % and again at 20 %: the first was kept silently; every converter now merges an
+    arch's records the same way (averaged) and says which arch disagreed."""
+    import json
+
+    from ntkexp.benchmarks.nds import convert_nds_json
+
+    from .conftest import nds_darts_records
+
+    records = nds_darts_records()[:2]
+    twin = json.loads(json.dumps(records[0]))
+    records[0]["test_ep_top1"] = [50.0, 10.0]  # 90 %
+    twin["test_ep_top1"] = [50.0, 80.0]  # 20 %
+    source = tmp_path / "DARTS.json"
+    source.write_text(json.dumps([records[0], records[1], twin]))
+    with caplog.at_level("WARNING"):
+        frame = convert_nds_json(source, tmp_path / "out.parquet")
+    assert len(frame) == 2
+    assert frame["cifar10"].iloc[0] == pytest.approx(55.0)
+    assert "different numbers" in caplog.text and "[90.0, 20.0]" in caplog.text

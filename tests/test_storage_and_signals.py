@@ -23,7 +23,7 @@ from ntkexp.spaces.base import InvalidArchError
 from ntkexp.spaces.nds import parse_genotype
 from ntkexp.store import ScoreStore
 
-from .conftest import TINY, cli_started, make_cfg
+from .conftest import TINY, cli, cli_started, make_cfg
 
 
 def _fill_up(store: ScoreStore) -> None:
@@ -205,3 +205,32 @@ def test_a_read_only_place_for_the_run_directory_is_one_line_naming_it(tmp_path:
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1, err
     assert f"cannot create the run directory {run_dir}: the file system is read-only" in err
+
+
+def test_a_run_folder_held_by_a_live_run_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Two runs into one explicit hydra.run.dir would mix their files and run.log: the second is refused while the
+    first lives, and the folder is free again once it has ended (a crashed holder releases it too)."""
+    import subprocess
+    import sys
+
+    from ntkexp.main import RUN_LOCK
+
+    run_dir = tmp_path / "same"
+    run_dir.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time; h = open(sys.argv[1], 'a+'); fcntl.flock(h, fcntl.LOCK_EX); "
+        "h.write(str(os.getpid())); h.flush(); print('held', flush=True); time.sleep(60)"), str(run_dir / RUN_LOCK)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        proc = cli(*TINY, f"hydra.run.dir={run_dir}")
+        assert proc.returncode == 2, proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if "ntkexp: error" in line]
+        assert len(lines) == 1 and "in use by another live run" in lines[0] and str(holder.pid) in lines[0]
+        assert "Traceback" not in proc.stderr and not (run_dir / "scores.csv").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    proc = cli(*TINY, f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr
+    assert (run_dir / "scores.csv").exists()

@@ -124,7 +124,8 @@ class GroundTruth:
                                  f"{canonical!r}")
 
     def require(self, key: str, context: str = "") -> None:
-        """Refuse a missing column, and a column with text where numbers belong (naming the file, column and row)."""
+        """Refuse a missing column, a column with text where numbers belong, and accuracies outside 0-100 % (an infinity,
+        a fraction table's 1000.0), naming the file, column and row."""
         if key not in self.frame.columns:
             raise ValueError(f"the ground truth {self.path} has no accuracy for data set {key!r} (it has: "
                              f"{', '.join(self.columns)}){context}")
@@ -137,6 +138,14 @@ class GroundTruth:
                 raise ValueError(f"ground-truth table {self.path}, column {key!r}, row {row + 1} "
                                  f"({column.index[row]}): {column.iloc[row]!r} is not a number")
             self.frame[key] = numeric
+        values = self.frame[key].to_numpy(dtype=np.float64)
+        bad = ~np.isnan(values) & ~((values >= 0.0) & (values <= 100.0))  # +-inf included
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"ground-truth table {self.path}, column {key!r}, row {row + 1} "
+                             f"({self.frame.index[row]}): {values[row]!r} is not an accuracy in percent (0 to 100)"
+                             + (f"; {int(bad.sum())} such rows in all" if bad.sum() > 1 else "")
+                             + "; fix or blank those cells (a blank cell is an arch without an accuracy)")
 
     def scored_archs(self, key: str) -> list[str]:
         """The archs that have an accuracy for ``key`` (a NaN, e.g. a blank or 'n/a' cell, has none)."""
@@ -164,7 +173,12 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
+        if len(frame) and not _ends_in_newline(path):  # cut inside its last row: "91.10" may read as 9.0
+            log.warning("ground-truth table %s: its last row (row %d, %s) does not end in a newline, so the file was "
+                        "cut inside it; that row is left out", path, len(frame), frame.iloc[-1, 0])
+            frame = frame.iloc[:-1]
+        return frame
     except Exception as err:  # pandas/pyarrow raise many types for damaged files
         storage = storage_error(err, path, "read")
         if storage is not None:  # a forbidden path is not a damaged table
@@ -172,6 +186,40 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DamagedTableError(f"ground-truth table {path} cannot be read ({type(err).__name__}: {err}); it is "
                                 "truncated or corrupt", "replace it with a good copy (it has no benchmark source "
                                 "configured to rebuild it from)") from None
+
+
+def merge_duplicates(frame: pd.DataFrame, source: Path | str) -> pd.DataFrame:
+    """One row per arch, the same way in every converter: records of one arch are merged into one row, their numbers
+    averaged (other columns: the first record's); where the records disagree, a warning names the first such arch,
+    its values and how many archs were merged."""
+    dup = frame["arch_str"].duplicated(keep=False)
+    if not dup.any():
+        return frame
+    numbers = [c for c in frame.columns if c != "arch_str" and pd.api.types.is_numeric_dtype(frame[c])]
+    groups = frame[dup].groupby("arch_str", sort=False)
+    spread = groups[numbers].agg(lambda s: float(s.max() - s.min()) if s.notna().any() else 0.0) if numbers else None
+    disagree = [] if spread is None else list(spread.index[(spread > 1e-9).any(axis=1)])
+    n_archs = frame.loc[dup, "arch_str"].nunique()
+    if disagree:
+        first = disagree[0]
+        values = {c: frame.loc[frame.arch_str == first, c].tolist() for c in numbers
+                  if spread.loc[first, c] > 1e-9}
+        log.warning("%s lists %d archs more than once and %d of them with different numbers (e.g. %s: %s); each "
+                    "arch's records are averaged", source, n_archs, len(disagree), first, values)
+    else:
+        log.warning("%s lists %d archs more than once (with the same numbers); one row each is kept", source, n_archs)
+    merged = frame.groupby("arch_str", sort=False, as_index=False).agg(
+        {c: ("mean" if c in numbers else "first") for c in frame.columns if c != "arch_str"})
+    return merged[frame.columns]
+
+
+def _ends_in_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        if handle.tell() == 0:
+            return True
+        handle.seek(-1, 2)
+        return handle.read(1) in (b"\n", b"\r")
 
 
 def convert_nats_tss(source: Path, out: Path) -> pd.DataFrame:

@@ -12,27 +12,21 @@
 from __future__ import annotations
 
 import json
-import logging
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ntkexp.benchmarks.groundtruth import register_converter, write_table
+from ntkexp.benchmarks.groundtruth import merge_duplicates, register_converter, write_table
 from ntkexp.spaces.nasbench101 import from_official, module_hash
 
-log = logging.getLogger(__name__)
 JSON_CODES = {-1: "input", -2: "output", 0: "conv3x3-bn-relu", 1: "conv1x1-bn-relu", 2: "maxpool3x3"}
 
 
 def _finish(rows: list[dict], out: Path) -> pd.DataFrame:
-    frame = pd.DataFrame(rows)
-    dups = int(frame["arch_str"].duplicated().sum())
-    if dups:  # NAS-Bench-101 stores each pruned cell once: duplicates mean the export encodes cells differently
-        log.warning("%d of %d records are the same pruned cell as an earlier one; keeping the first of each",
-                    dups, len(frame))
-        frame = frame.drop_duplicates("arch_str")
+    # NAS-Bench-101 stores each pruned cell once: duplicates mean the export encodes cells differently
+    frame = merge_duplicates(pd.DataFrame(rows), out.name)
     write_table(frame, out)
     return frame
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ntkexp.benchmarks.groundtruth import register_converter, write_table
+from ntkexp.benchmarks.groundtruth import merge_duplicates, register_converter, write_table
 from ntkexp.spaces.nds import format_genotype, parse_genotype
 
 
@@ -35,7 +35,7 @@ def convert_nds_json(source: Path, out: Path) -> pd.DataFrame:
         if "params" in rec:
             row["params"] = rec["params"]
         rows.append(row)
-    frame = pd.DataFrame(rows).drop_duplicates("arch_str")
+    frame = merge_duplicates(pd.DataFrame(rows), source)
     write_table(frame, out)
     return frame
 
@@ -44,6 +44,7 @@ def convert_nds_json(source: Path, out: Path) -> pd.DataFrame:
 def convert_darts_csv(source: Path, out: Path) -> pd.DataFrame:
     table = pd.read_csv(source, header=None, names=["genotype", "accuracy"])
     frame = pd.DataFrame({"arch_str": [format_genotype(parse_genotype(g)) for g in table["genotype"]],
-                          "cifar10_valid": table["accuracy"].astype(float)}).drop_duplicates("arch_str")
+                          "cifar10_valid": table["accuracy"].astype(float)})
+    frame = merge_duplicates(frame, source)
     write_table(frame, out)
     return frame

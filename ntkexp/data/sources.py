@@ -113,9 +113,28 @@ def _npz(path: Path, keys: dict[str, str]) -> tuple[DataSplit, DataSplit]:
                              "truncated or corrupt") from None
         if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
             x = x.transpose(0, 3, 1, 2)  # HWC -> CHW
-        return DataSplit(np.ascontiguousarray(x), y.astype(np.int64))
+        return DataSplit(np.ascontiguousarray(_pixel_scale(x, path, keys[xk])), y.astype(np.int64))
 
     return split("train_x", "train_y"), split("test_x", "test_y")
+
+
+def _pixel_scale(x: np.ndarray, path: Path, key: str) -> np.ndarray:
+    """Images as uint8 (0..255) or float in [0, 1], whatever their dtype: integers of any width in 0..255 become
+    uint8, floats in [0, 1] stay, floats in 0..255 are divided by 255; anything else is refused in one line."""
+    if x.dtype == np.uint8 or x.size == 0:
+        return x
+    if np.issubdtype(x.dtype, np.bool_) or not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{path}: images {key!r} are of type {x.dtype}, not numbers")
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if np.issubdtype(x.dtype, np.integer) and lo >= 0 and hi <= 255:
+        return x.astype(np.uint8)
+    if np.issubdtype(x.dtype, np.floating) and np.isfinite(lo) and np.isfinite(hi) and lo >= 0:
+        if hi <= 1.0:
+            return x.astype(np.float32)
+        if hi <= 255.0:
+            return (x / 255.0).astype(np.float32)
+    raise ValueError(f"{path}: images {key!r} ({x.dtype}) range from {lo:g} to {hi:g}, neither [0, 1] nor 0..255; "
+                     "store them as uint8 0..255 or float 0..1")
 
 
 def _digits(seed: int = 0) -> tuple[DataSplit, DataSplit]:
