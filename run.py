@@ -13,7 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from ntkexp.main import check_group_overrides, register_schemas, run_cli
+from ntkexp.main import check_group_overrides, open_settings, register_schemas, run_cli
 from ntkexp.registry import PluginError, load_plugins
 
 try:  # installed plug-ins first, so that their metrics' settings are in the schema's defaults
@@ -30,6 +30,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = open_settings(sys.argv[1:])
     try:
         check_group_overrides(sys.argv[1:], Path(__file__).parent / "conf")
     except ValueError as err:

@@ -44,16 +44,44 @@ def _config(bn_mode: str, reduction: str, params: str, dtype: str, chunk_size: i
                      batch_size=batch)
 
 
-def _check_images(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+def _check_images(model: nn.Module, images: torch.Tensor, name: str = "images") -> torch.Tensor:
+    """``images`` checked against ``model``: a finite batch of at least 2, of the model's dtype, on its device."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    first = next(model.parameters(), None)
+    if first is None:
+        raise ValueError("model has no parameters: an NTK differentiates the output with respect to them")
     if not isinstance(images, torch.Tensor) or images.ndim < 2 or images.shape[0] < 2:
-        raise ValueError("images must be a tensor batch of at least 2 inputs (batch first), got "
+        raise ValueError(f"{name} must be a tensor batch of at least 2 inputs (batch first), got "
                          f"{getattr(images, 'shape', type(images).__name__)}")
+    if not images.is_floating_point():
+        raise ValueError(f"{name} are {images.dtype}; give float images, scaled and normalised as the model expects")
+    if images.dtype != first.dtype:
+        raise ValueError(f"{name} are {images.dtype} but the model's parameters are {first.dtype}; convert one "
+                         f"(e.g. {name}.to({first.dtype}))")
+    if images.device != first.device:
+        raise ValueError(f"{name} are on {images.device} but the model is on {first.device}; move one to the other")
     if not torch.isfinite(images).all():
-        raise ValueError("images hold NaN or infinite values")
-    device = next(model.parameters()).device
-    return images.to(device)
+        raise ValueError(f"{name} hold NaN or infinite values")
+    return images
+
+
+def _check_labels(labels: Any, n: int, num_classes: int, name: str = "labels") -> torch.Tensor:
+    """Integer class labels in 0..num_classes-1, one per image."""
+    y = torch.as_tensor(labels).reshape(-1)
+    if y.is_floating_point():
+        if not torch.isfinite(y).all() or not torch.equal(y, y.round()):
+            raise ValueError(f"{name} must be whole class numbers, got e.g. {y[~(y == y.round())][:1].tolist()}")
+        y = y.long()
+    elif y.dtype == torch.bool or not (y.dtype.is_signed or y.dtype == torch.uint8):
+        raise ValueError(f"{name} must be integer class numbers, got {y.dtype}")
+    if len(y) != n:
+        raise ValueError(f"{n} images but {len(y)} {name}")
+    bad = (y < 0) | (y >= num_classes)
+    if bad.any():
+        raise ValueError(f"{name} must be classes 0..{num_classes - 1} (the model's {num_classes} outputs), got "
+                         f"{int(y[bad][0])}")
+    return y.long()
 
 
 def empirical_ntk(model: nn.Module, images: torch.Tensor, *, bn_mode: str = "per_sample", reduction: str = "sum",
@@ -90,14 +118,15 @@ def score(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, metrics:
     for name in names:
         METRICS.get(name)  # an unknown name is refused, listing the known ones
     x = _check_images(model, images)
-    y = torch.as_tensor(labels).reshape(-1)
-    if len(y) != len(x):
-        raise ValueError(f"{len(x)} images but {len(y)} labels")
-    if num_classes is None:
-        num_classes = _width(model, x)
+    width = _width(model, x)  # also refuses a model that does not return one logits tensor
+    num_classes = width if num_classes is None else num_classes
+    y = _check_labels(labels, len(x), num_classes)
     x_test = y_test = None
     if held_out is not None:
-        x_test, y_test = _check_images(model, held_out[0]), torch.as_tensor(held_out[1]).reshape(-1)
+        if not isinstance(held_out, (tuple, list)) or len(held_out) != 2:
+            raise ValueError("held_out must be a pair (images, labels)")
+        x_test = _check_images(model, held_out[0], "held_out images")
+        y_test = _check_labels(held_out[1], len(x_test), num_classes, "held_out labels")
     cfg = _config(bn_mode, reduction, params, dtype, chunk_size, len(x))
     own = metric_settings(settings, names)  # the metrics' own settings (their defaults where not given)
     device = x.device
@@ -125,6 +154,11 @@ def _width(model: nn.Module, x: torch.Tensor) -> int:
     try:
         model.eval()
         with torch.no_grad():
-            return int(model(x[:2]).shape[-1])
+            out = model(x[:2])
+        if not isinstance(out, torch.Tensor) or out.ndim != 2:
+            raise ValueError(f"model must return one logits tensor of shape (batch, classes), got "
+                             f"{type(out).__name__ if not isinstance(out, torch.Tensor) else tuple(out.shape)}; wrap "
+                             "it so that forward returns the logits")
+        return int(out.shape[-1])
     finally:
         model.train(was)

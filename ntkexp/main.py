@@ -145,6 +145,13 @@ def group_options(conf_dir: Path, group: str) -> list[str]:
     return sorted(files | stored)
 
 
+def open_settings(args: list[str]) -> list[str]:
+    """``search_space.kwargs.<name>=...`` as ``++search_space.kwargs.<name>=...``: a space's settings are checked
+    against the space when it is built (one line listing the settings it has), so Hydra's own "not in struct" with a
+    '+' hint never comes first."""
+    return [f"++{a}" if a.startswith("search_space.kwargs.") and "=" in a else a for a in args]
+
+
 def check_group_overrides(args: list[str], conf_dir: Path) -> None:
     """Refuse, with one line each, what Hydra would accept or fail on deep inside: a config-group override whose value
     is not an option name (``metric=[1,2]``), a shared base (``search_space=_nds``), and a key added with ``+``/``++``

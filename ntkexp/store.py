@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
-from ntkexp.io import StorageError
+from ntkexp.io import StorageError, storage_error
+
+log = logging.getLogger("ntkexp")
+#: how long a call waits for a cache another process holds locked, and after how long it says that it waits
+LOCK_WAIT, LOCK_NOTICE = 60.0, 2.0
 
 
 #: the score cache's file in ``paths.cache_dir``
@@ -31,12 +37,19 @@ class ScoreStore:
             except (FileExistsError, NotADirectoryError):
                 raise ValueError(f"the score cache's folder {self.path.parent} (paths.cache_dir) is, or lies under, a "
                                  "file: point paths.cache_dir at a directory") from None
+            except OSError as err:  # read-only, forbidden, full: say it is the score cache's folder
+                raise storage_error(err, f"the score cache's folder {self.path.parent} (paths.cache_dir)",
+                                    "create") or err from None
         try:
-            self._db = sqlite3.connect(str(self.path) if self.path else ":memory:", timeout=60.0)
-            if self.path is not None:
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            self._db.commit()
+            self._db = sqlite3.connect(str(self.path) if self.path else ":memory:", timeout=LOCK_NOTICE)
+
+            def setup() -> None:
+                if self.path is not None:
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                self._db.commit()
+
+            self._waiting(setup)
         except sqlite3.OperationalError as err:  # where the file lives (full, read-only, forbidden), not what it holds
             raise self._storage(err, "open") from None
         except sqlite3.DatabaseError as err:  # "file is not a database", "database disk image is malformed"
@@ -59,17 +72,51 @@ class ScoreStore:
                                   "intact (each row is committed whole or not at all): fix that and run the same "
                                   "command again to resume")
 
+    def _waiting(self, call: Any) -> Any:
+        """``call()``, waiting (and saying so once) while another process holds the cache locked, up to LOCK_WAIT s."""
+        start, said = time.monotonic(), False
+        while True:
+            try:
+                return call()
+            except sqlite3.OperationalError as err:
+                text = str(err).lower()
+                if not ("locked" in text or "busy" in text) or time.monotonic() - start > LOCK_WAIT:
+                    raise
+                if not said:
+                    log.warning("the score cache %s is locked by another process (another run writing to it); "
+                                "waiting up to %.0f s for it", self.path, LOCK_WAIT)
+                    said = True
+                time.sleep(0.2)
+
     def get(self, key: str) -> dict[str, Any] | None:
         try:
-            row = self._db.execute("SELECT value FROM scores WHERE key = ?", (key,)).fetchone()
+            row = self._waiting(lambda: self._db.execute("SELECT value FROM scores WHERE key = ?", (key,)).fetchone())
         except sqlite3.OperationalError as err:
             raise self._storage(err, "read") from None
-        return None if row is None else json.loads(row[0])
+        if row is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except ValueError as err:  # a row damaged by hand or by a foreign writer: recompute it
+            log.warning("the score cache %s holds an unreadable row (key %s...: %s); it is removed and recomputed",
+                        self.path, key[:16], err)
+            self.delete(key)
+            return None
+
+    def delete(self, key: str) -> None:
+        try:
+            with self._db:
+                self._waiting(lambda: self._db.execute("DELETE FROM scores WHERE key = ?", (key,)))
+        except sqlite3.OperationalError as err:
+            raise self._storage(err, "write to") from None
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        try:
+        def write() -> None:
             with self._db:  # one transaction per row: committed whole or not at all
                 self._db.execute("INSERT OR REPLACE INTO scores (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+        try:
+            self._waiting(write)
         except sqlite3.OperationalError as err:  # e.g. the disk filled up during the run
             raise self._storage(err, "write to") from None
 

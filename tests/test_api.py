@@ -73,7 +73,7 @@ def test_score_refuses_bad_input_in_one_clear_line() -> None:
         ntkexp.score(model, images, labels, metrics=["tegnas"])
     with pytest.raises(Exception, match="nope"):
         ntkexp.score(model, images, labels, metrics=["nope"])
-    with pytest.raises(ValueError, match="held-out batch"):
+    with pytest.raises(ValueError, match=r"held-out labelled batch \(ntkexp.score\(..., held_out=\(images, labels\)\)"):
         ntkexp.score(model, images, labels, metrics=["ntk_mse"])
     assert np.isfinite(ntkexp.score(model, images, labels, metrics=["ntk_mse"],
                                     held_out=(torch.randn(4, 3, 8, 8), labels)).values["ntk_mse"])
@@ -97,3 +97,51 @@ def test_the_readme_library_example_runs_as_written(capsys: pytest.CaptureFixtur
     printed = capsys.readouterr().out
     lga = float(printed.split()[0])
     assert "per_sample" in printed and -1.0 <= lga <= 1.0  # LGA is a correlation
+
+
+class _Tuple(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor):  # type: ignore[no-untyped-def]
+        return self.lin(x.flatten(1)), x
+
+
+@pytest.mark.parametrize("case, match", [
+    ("labels_fraction", r"labels must be whole class numbers"),
+    ("labels_negative", r"labels must be classes 0..2 .* got -1"),
+    ("labels_too_big", r"labels must be classes 0..2 .* got 3"),
+    ("no_parameters", r"model has no parameters"),
+    ("tuple_output", r"model must return one logits tensor"),
+    ("float64_images", r"images are torch.float64 but the model's parameters are torch.float32"),
+    ("held_out_lengths", r"4 images but 3 held_out labels"),
+    ("int_images", r"images are torch.int64"),
+])
+def test_score_refuses_bad_arguments_in_one_line_naming_them(case: str, match: str) -> None:
+    """Some metrics accepted labels 5.5 or -1, others raised torch errors; a parameterless model raised a bare
+    StopIteration: each bad argument is one ValueError naming it."""
+    import ntkexp
+
+    torch.manual_seed(0)
+    model: torch.nn.Module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    x, y = torch.randn(4, 1, 2, 2), torch.tensor([0, 1, 2, 0])
+    kwargs: dict = {}
+    if case == "labels_fraction":
+        y = torch.tensor([0.0, 1.5, 2.0, 0.0])
+    elif case == "labels_negative":
+        y = torch.tensor([0, -1, 2, 0])
+    elif case == "labels_too_big":
+        y = torch.tensor([0, 3, 2, 0])
+    elif case == "no_parameters":
+        model = torch.nn.Flatten()
+    elif case == "tuple_output":
+        model = _Tuple()
+    elif case == "float64_images":
+        x = x.double()
+    elif case == "held_out_lengths":
+        kwargs["held_out"] = (torch.randn(4, 1, 2, 2), torch.tensor([0, 1, 2]))
+    elif case == "int_images":
+        x = torch.ones(4, 1, 2, 2, dtype=torch.int64)
+    with pytest.raises(ValueError, match=match):
+        ntkexp.score(model, x, y, metrics=["lga", "ntk_mse"] if case == "held_out_lengths" else ["lga"], **kwargs)

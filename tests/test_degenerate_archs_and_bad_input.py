@@ -361,3 +361,23 @@ def test_a_bad_top_k_is_refused_before_any_arch_is_scored(tmp_path: Path, task: 
         run(cfg)
     with sqlite3.connect(Path(cfg.paths.cache_dir) / "scores.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("setting", ["search_algo.lr=nan", "search_algo.ema=inf", "search_algo.min_bandwidth=-inf"])
+def test_a_search_setting_that_is_not_a_finite_number_is_refused_up_front(setting: str) -> None:
+    """search_algo.lr=nan ran REINFORCE until numpy's 'Probabilities contain NaN', which names no setting."""
+    proc = cli("task=simulated_search", setting, "task.simulated.runs=1", "task.simulated.methods=[REINFORCE]",
+               "logger=none", "task.progress=false")
+    key = setting.split("=")[0]
+    assert proc.returncode == 2 and f"{key}=" in proc.stderr and "not a finite number" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_space_setting_it_lacks_gets_the_spaces_own_line_without_a_plus() -> None:
+    """search_space.kwargs.N=1 on a DARTS-type space got Hydra's "not in struct" and a '+' hint; with the '+', the
+    good message appeared: now it appears either way."""
+    for arg in ("search_space.kwargs.N=1", "+search_space.kwargs.N=1"):
+        proc = cli("search_space=nds_darts", arg, "logger=none", "n_archs=2")
+        assert proc.returncode == 2, proc.stderr
+        assert "search_space.kwargs.N is not a setting of the nds_darts space; its settings: C, layers" in proc.stderr
+        assert "not in struct" not in proc.stderr and "Traceback" not in proc.stderr

@@ -222,3 +222,38 @@ def test_npz_images_on_no_known_scale_are_refused_in_one_line(tmp_path: Path, ba
     np.savez(tmp_path / "bad.npz", train_x=bad, train_y=y, test_x=bad, test_y=y)
     with pytest.raises(ValueError, match=r"neither \[0, 1\] nor 0..255"):
         load_arrays("npz", path=tmp_path / "bad.npz")
+
+
+def _cifar_folder(root: Path, key: object, label_key: object) -> None:
+    import pickle
+
+    base = root / "cifar-10-batches-py"
+    base.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {key: rng.integers(0, 256, size=(4, 3072), dtype=np.uint8), label_key: [0, 1, 2, 3]}
+        (base / name).write_bytes(pickle.dumps(batch))
+
+
+def test_cifar_pickles_with_bytes_keys_read_like_the_release(tmp_path: Path) -> None:
+    from ntkexp.data import load_arrays
+
+    _cifar_folder(tmp_path, b"data", b"labels")
+    train, test = load_arrays("cifar10", root=tmp_path)
+    assert train.x.shape == (20, 3, 32, 32) and list(test.y) == [0, 1, 2, 3]
+
+
+def test_cifar_pickles_without_the_data_entry_are_named(tmp_path: Path) -> None:
+    from ntkexp.data import load_arrays
+
+    _cifar_folder(tmp_path, "images", "labels")
+    with pytest.raises(ValueError, match=r"has no 'data' entry .* not the python release"):
+        load_arrays("cifar10", root=tmp_path)
+
+
+def test_an_empty_nds_file_is_named_as_the_source(tmp_path: Path) -> None:
+    from ntkexp.benchmarks.nds import convert_nds_json
+
+    (tmp_path / "DARTS.json").write_text("[]")
+    with pytest.raises(ValueError, match=r"DARTS.json holds no records"):
+        convert_nds_json(tmp_path / "DARTS.json", tmp_path / "out.parquet")

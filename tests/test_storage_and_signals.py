@@ -234,3 +234,44 @@ def test_a_run_folder_held_by_a_live_run_is_refused_in_one_line(tmp_path: Path) 
     proc = cli(*TINY, f"hydra.run.dir={run_dir}")
     assert proc.returncode == 0, proc.stderr
     assert (run_dir / "scores.csv").exists()
+
+
+def test_an_unreadable_cache_row_is_named_removed_and_recomputed(tmp_path: Path, caplog) -> None:
+    store = ScoreStore(tmp_path / "scores.sqlite")
+    store.put("k" * 40, {"a": 1})
+    store._db.execute("UPDATE scores SET value = ? WHERE key = ?", ('{"a": 1,', "k" * 40))
+    store._db.commit()
+    with caplog.at_level("WARNING", logger="ntkexp"):
+        assert store.get("k" * 40) is None
+    assert "unreadable row" in caplog.text and str(tmp_path / "scores.sqlite") in caplog.text
+    assert len(store) == 0  # removed, so the next run recomputes and stores it
+    store.put("k" * 40, {"a": 2})
+    assert store.get("k" * 40) == {"a": 2}
+
+
+def test_a_cache_locked_by_another_process_says_it_is_waiting(tmp_path: Path, caplog, monkeypatch) -> None:
+    import ntkexp.store
+
+    monkeypatch.setattr(ntkexp.store, "LOCK_NOTICE", 0.1)
+    path = tmp_path / "scores.sqlite"
+    ScoreStore(path).close()
+    other = sqlite3.connect(str(path))
+    other.execute("BEGIN EXCLUSIVE")
+    store = ScoreStore.__new__(ScoreStore)
+    store.path, store._db = path, sqlite3.connect(str(path), timeout=0.1)
+    monkeypatch.setattr(ntkexp.store, "LOCK_WAIT", 0.5)
+    with caplog.at_level("WARNING", logger="ntkexp"), pytest.raises(StorageError, match="locked"):
+        store.put("k", {"a": 1})
+    assert "is locked by another process" in caplog.text and "waiting up to" in caplog.text
+    other.rollback()
+    store.put("k", {"a": 1})
+    assert store.get("k") == {"a": 1}
+
+
+def test_a_read_only_cache_folder_is_named_as_the_score_cache(tmp_path: Path, monkeypatch) -> None:
+    def refuse(self, *args, **kwargs):  # the machine runs as root: simulate a read-only file system
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(StorageError, match=r"score cache's folder .* \(paths.cache_dir\).*read-only"):
+        ScoreStore(tmp_path / "ro" / "scores.sqlite")

@@ -25,6 +25,9 @@ def convert_nds_json(source: Path, out: Path) -> pd.DataFrame:
     records = json.loads(Path(source).read_text())
     if isinstance(records, dict):  # some copies key the records by id
         records = list(records.values())
+    if not records:
+        raise ValueError(f"the NDS file {source} holds no records (an empty list); replace it with the published "
+                         "file")
     rows = []
     for rec in records:
         net = rec["net"]

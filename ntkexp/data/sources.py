@@ -45,7 +45,10 @@ def _require(path: Path, what: str, how: str) -> Path:
 def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as fh:
-            return pickle.load(fh, encoding="latin1")
+            data = pickle.load(fh, encoding="latin1")
+        if isinstance(data, dict):  # a pickle written with bytes keys (b"data", b"labels") reads like the others
+            data = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in data.items()}
+        return data
     except (pickle.UnpicklingError, EOFError, ValueError) as err:
         raise ValueError(f"{path} is not a readable data pickle ({err}); the file is truncated or corrupt") from None
     except OSError as err:  # a forbidden path is not a damaged file
@@ -70,6 +73,11 @@ def _cifar(root: Path, name: str, download: DownloadSettings | None) -> tuple[Da
         key = "fine_labels"
 
     def join(parts: list[dict]) -> DataSplit:
+        for p in parts:
+            missing = [k for k in ("data", key) if k not in p]
+            if missing:
+                raise ValueError(f"a {name.upper()} file under {base} has no {missing[0]!r} entry (it has: "
+                                 f"{', '.join(map(str, list(p)[:6]))}); it is not the python release of {name.upper()}")
         x = np.concatenate([np.asarray(p["data"], dtype=np.uint8) for p in parts]).reshape(-1, 3, 32, 32)
         return DataSplit(x, np.concatenate([np.asarray(p[key], dtype=np.int64) for p in parts]))
 

@@ -193,7 +193,8 @@ class MetricContext:
 
     def held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.x_test is None or self.y_test is None:
-            raise ValueError("this metric needs a held-out batch (x_test, y_test), but none was given")
+            raise ValueError("this metric needs a held-out labelled batch (ntkexp.score(..., held_out=(images, "
+                             "labels)); in a run, the scorer draws one from the test split), but none was given")
         return self.x_test, self.y_test
 
     @property

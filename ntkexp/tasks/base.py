@@ -4,6 +4,7 @@ one output helper through which it writes its tables, figures and summary."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import platform
 import sys
 from dataclasses import dataclass
@@ -135,7 +136,12 @@ class Task:
         return [f.name for f in dataclasses.fields(self.config)]
 
     def check_search_algo(self, algo: SearchAlgoConfig) -> None:
-        """Refuse, in one line, a ``search_algo`` setting (changed from its default) that this task does not read."""
+        """Refuse, in one line, a ``search_algo`` setting (changed from its default) that this task does not read, and
+        a number that is not finite (``lr=nan`` would end a search later in a message that does not name it)."""
+        for f in dataclasses.fields(algo):
+            value = getattr(algo, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"search_algo.{f.name}={value!r} is not a finite number; give a real value")
         defaults = SearchAlgoConfig()
         changed = [f.name for f in dataclasses.fields(algo) if getattr(algo, f.name) != getattr(defaults, f.name)]
         own = {n: set(SEARCH_ALGOS.get(n).knobs) for n in SEARCH_ALGOS}  # each algorithm's own settings
