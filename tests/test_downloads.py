@@ -247,3 +247,24 @@ def test_status_on_a_fresh_clone_lists_what_ships_and_what_is_missing(tmp_path: 
     for absent in ("cifar10", "nds", "nb101_vis_1k", "imagenet16_120"):
         assert lines[absent][2] == "missing", lines[absent]
     assert "hand" in lines["imagenet16_120"] and "demand" in lines["nds"]
+
+
+@pytest.mark.parametrize("check", ["sha256", "size"])
+def test_a_sha256_or_size_checked_resource_refuses_a_file_that_is_not_it(tmp_path: Path, server: _Server,
+                                                                         check: str) -> None:
+    """The SHA-256 (the NB101 export, the SWAP CSV) and size-only checks had no test of their own: a resource checked
+    one of those ways could skip its check unseen. The right file passes; a file of the right name that is not it is
+    refused and removed."""
+    archive, _ = _cifar10_archive()
+    other, _ = _cifar10_archive(n=13)
+    base = replace(RESOURCES.get("cifar10"), md5=None, sha256=None, size=None)
+    resource = (replace(base, sha256=hashlib.sha256(archive).hexdigest()) if check == "sha256"
+                else replace(base, size=len(archive)))
+    server.files["cifar-10-python.tar.gz"] = other
+    match = "SHA256 .* not the published" if check == "sha256" else f"bytes, not {len(archive):,}"
+    with pytest.raises(DownloadError, match=match):
+        ensure(resource, tmp_path, DownloadSettings(mirror=server.url))
+    assert not (tmp_path / "cifar-10-batches-py").exists()
+    assert not any((tmp_path / STAGING).glob("*.part"))
+    server.files["cifar-10-python.tar.gz"] = archive
+    assert (ensure(resource, tmp_path, DownloadSettings(mirror=server.url)) / "test_batch").exists()

@@ -164,3 +164,35 @@ def test_the_same_seed_repeats_the_search_and_another_seed_does_not(name: str) -
         return list(ctx.evaluated)
 
     assert evaluated(3) == evaluated(3) != evaluated(4)
+
+
+def test_hyperband_returns_the_best_at_the_largest_budget_when_the_budget_ends_mid_bracket() -> None:
+    """hpbandster's incumbent is the best arch evaluated at max_budget. Here every new arch is better than all before
+    it, and the budget ends inside the second bracket's first stage: the better archs seen there never reached the
+    largest budget, so the incumbent is the first bracket's top arch ("best at any budget" would differ)."""
+    from ntkexp.search.hyperband import hyperband
+    from ntkexp.search.scorer import BudgetExhausted, Guide
+
+    class Rising(Guide):
+        remember = False  # every evaluation is made and counted, as under the simulated clock
+
+        def __init__(self, limit: int) -> None:
+            super().__init__()
+            self.names, self.limit, self.order = ["valid"], limit, {}
+
+        def _score(self, arch: str) -> tuple[dict[str, float], float, float]:
+            if self.cost.evaluations >= self.limit:
+                raise BudgetExhausted("over")
+            self.order.setdefault(arch, len(self.order))
+            return {"valid": float(self.order[arch])}, 1.0, 0.0
+
+        def direction(self, name: str) -> int:
+            return 1
+
+    guide = Rising(limit=13 + 2)  # bracket 1: 9 + 3 + 1 evaluations; then 2 of bracket 2's first stage
+    ctx = SearchContext(NASBench201(), guide, SearchAlgoConfig(name="hb", budget_evals=10**9), 0, progress=False)
+    found = hyperband(ctx, lambda budget: ctx.space.sample(ctx.rng))
+    top = [a for a, i in guide.order.items() if i < 9]
+    best_of_first = max(top, key=lambda a: guide.order[a])  # the last of bracket 1's first stage: promoted to the top
+    assert found == best_of_first
+    assert guide.order[found] < max(guide.order.values())  # a better arch was seen, below the largest budget

@@ -361,3 +361,14 @@ def test_a_table_without_per_seed_values_answers_with_the_mean_and_says_so(nb201
     assert "records no validation time" in sim.conventions()["charge"]
     with pytest.raises(ValueError, match="needs per-seed 12-epoch accuracies"):
         SimulatedTraining(gt, "cifar10", 1e9, answer_mode="random_seed", rng=np.random.default_rng(0))
+
+
+def test_the_debiased_baseline_is_the_first_reward_after_one_step() -> None:
+    """NB201's REINFORCE baseline divides out the start-up bias: after one reward r it is r (the plain EMA from 0 would
+    be 0.1 r), after two it is the weighted mean (0.9 * 0.1 r1 + 0.1 r2) / (0.9 * 0.1 + 0.1)."""
+    from ntkexp.search.algorithms import MovingAverage
+
+    debiased, plain = MovingAverage(0.9, debiased=True), MovingAverage(0.9, debiased=False)
+    assert debiased.update(80.0) == pytest.approx(80.0) and plain.update(80.0) == pytest.approx(8.0)
+    assert debiased.update(60.0) == pytest.approx((0.9 * 0.1 * 80.0 + 0.1 * 60.0) / (0.9 * 0.1 + 0.1))
+    assert plain.update(60.0) == pytest.approx(0.9 * 8.0 + 0.1 * 60.0)
