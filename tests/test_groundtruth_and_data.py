@@ -257,3 +257,26 @@ def test_an_empty_nds_file_is_named_as_the_source(tmp_path: Path) -> None:
     (tmp_path / "DARTS.json").write_text("[]")
     with pytest.raises(ValueError, match=r"DARTS.json holds no records"):
         convert_nds_json(tmp_path / "DARTS.json", tmp_path / "out.parquet")
+
+
+def test_local_cifar_files_that_are_not_the_release_are_refused_unless_asked_for(tmp_path: Path) -> None:
+    """A validly formatted CIFAR-10 folder of noise images was accepted as "CIFAR-10 (python release)": each file is
+    checked against its published MD5 when first read; dataset.verify=false takes a deliberate subset."""
+    from ntkexp.data import load_arrays
+    from ntkexp.data.sources import CIFAR_MD5, VERIFIED, verify_files
+
+    _cifar_folder(tmp_path, "data", "labels")
+    with pytest.raises(ValueError, match=r"data_batch_1 is not the published CIFAR10 file .* dataset.verify=false"):
+        load_arrays("cifar10", root=tmp_path, verify=True)
+    assert load_arrays("cifar10", root=tmp_path, verify=False)[0].x.shape == (20, 3, 32, 32)
+    # a file that matches is recorded and not read again until it changes
+    import hashlib
+    import json
+
+    base = tmp_path / "cifar-10-batches-py"
+    published = {n: hashlib.md5((base / n).read_bytes()).hexdigest() for n in CIFAR_MD5["cifar10"]}
+    verify_files(base, published, "CIFAR10")
+    assert set(json.loads((base / VERIFIED).read_text())) == set(published)
+    (base / "test_batch").write_bytes(b"changed")
+    with pytest.raises(ValueError, match="test_batch is not the published"):
+        verify_files(base, published, "CIFAR10")

@@ -45,6 +45,7 @@ class DataConfig:
     batch_size: int = 256
     loader: str = "tensor"  # tensor | dataloader
     train_subset: int | None = None  # keep only the first n training images (tests, quick runs)
+    verify: bool = True  # check CIFAR files against their published MD5s when first read (false: a deliberate subset)
 
 
 class ProbeOnlyDataError(ValueError):
@@ -161,7 +162,7 @@ class ArrayDataModule(L.LightningDataModule):
             return
         cfg = self.cfg
         train, test = load_arrays(cfg.kind, root=cfg.root, path=cfg.path, num_classes=cfg.num_classes, keys=cfg.keys,
-                                  download=self.download)
+                                  download=self.download, verify=cfg.verify)
         if cfg.train_subset is not None:
             train = DataSplit(train.x[: cfg.train_subset], train.y[: cfg.train_subset])
         for split_name, split in (("train", train), ("test", test)):

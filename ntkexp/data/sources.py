@@ -55,7 +55,54 @@ def _unpickle(path: Path) -> dict:
         raise storage_error(err, path, "read") or err from None
 
 
-def _cifar(root: Path, name: str, download: DownloadSettings | None) -> tuple[DataSplit, DataSplit]:
+#: the published MD5 of each file of the python releases (the CIFAR page's files, as torchvision checks them)
+CIFAR_MD5 = {"cifar10": {"data_batch_1": "c99cafc152244af753f735de768cd75f",
+                         "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+                         "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+                         "data_batch_4": "634d18415352ddfa80567beed471001a",
+                         "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+                         "test_batch": "40351d587109b95175f43aff81a1287e"},
+             "cifar100": {"train": "16019d7e3df5f24257cddd939b257f8d", "test": "f0ef6b0ae62326f3e7ffdfab6717acfc"}}
+VERIFIED = ".ntkexp-verified.json"
+
+
+def verify_files(base: Path, published: dict[str, str], what: str) -> None:
+    """Check each file against its published MD5 once: a file whose (size, mtime) was verified before (recorded in
+    ``VERIFIED`` beside it, where the folder is writable) is not read again. A mismatch is refused, naming the file;
+    ``dataset.verify=false`` accepts a deliberate subset."""
+    import hashlib
+    import json
+
+    record_path = base / VERIFIED
+    try:
+        record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    except (OSError, ValueError):
+        record = {}
+    changed = False
+    for name, md5 in published.items():
+        path = base / name
+        stat = path.stat()
+        stamp = [stat.st_size, stat.st_mtime_ns]
+        if record.get(name) == stamp:
+            continue
+        h = hashlib.md5()
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+        if h.hexdigest() != md5:
+            raise ValueError(f"{path} is not the published {what} file (MD5 {h.hexdigest()}, published {md5}); "
+                             f"replace it with the release's file, or set dataset.verify=false to use it as a "
+                             f"deliberate subset (and say so when quoting)")
+        record[name], changed = stamp, True
+    if changed:
+        try:
+            record_path.write_text(json.dumps(record))
+        except OSError:  # a read-only data folder: verified again next time
+            pass
+
+
+def _cifar(root: Path, name: str, download: DownloadSettings | None,
+           verify: bool = False) -> tuple[DataSplit, DataSplit]:
     resource = RESOURCES.get(name)
     if download is not None:  # fetched (or refused with the URL and the manual steps) when missing
         ensure(resource, root, download)
@@ -71,6 +118,8 @@ def _cifar(root: Path, name: str, download: DownloadSettings | None) -> tuple[Da
         train = [_unpickle(_require(base / "train", "CIFAR-100 train file", how))]
         test = [_unpickle(_require(base / "test", "CIFAR-100 test file", how))]
         key = "fine_labels"
+    if verify:
+        verify_files(base, CIFAR_MD5[name], name.upper())
 
     def join(parts: list[dict]) -> DataSplit:
         for p in parts:
@@ -161,12 +210,12 @@ def _digits(seed: int = 0) -> tuple[DataSplit, DataSplit]:
 
 
 def load_arrays(kind: str, root: str | Path = ".", path: str | Path | None = None, num_classes: int = 10,
-                keys: dict[str, str] | None = None,
-                download: DownloadSettings | None = None) -> tuple[DataSplit, DataSplit]:
+                keys: dict[str, str] | None = None, download: DownloadSettings | None = None,
+                verify: bool = False) -> tuple[DataSplit, DataSplit]:
     """(train, test) splits of the data set ``kind``; with ``download``, CIFAR-10/100 missing under ``root`` are
     fetched first (:mod:`ntkexp.downloads`)."""
     if kind == "cifar10" or kind == "cifar100":
-        return _cifar(Path(root).expanduser(), kind, download)
+        return _cifar(Path(root).expanduser(), kind, download, verify)
     if kind == "imagenet16":
         return _imagenet16(Path(root), num_classes)
     if kind == "npz":
