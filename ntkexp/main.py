@@ -299,6 +299,23 @@ def _terminate_like_ctrl_c() -> Any:
     return signal.signal(signal.SIGTERM, handler)
 
 
+FILE_ONLY = "ntkexp_file_only"
+
+
+class _NotOnConsole(logging.Filter):
+    """Drops the records marked file-only from a console handler (their line is printed on stderr instead)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, FILE_ONLY, False)
+
+
+def _console_skips_file_only() -> None:
+    for handler in logging.getLogger().handlers + log.handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler) and \
+                not any(isinstance(f, _NotOnConsole) for f in handler.filters):
+            handler.addFilter(_NotOnConsole())
+
+
 def run_cli(cfg: DictConfig) -> Any:
     """``run`` for the command line. A single run: user errors become one line and exit status 2, a run in which
     nothing scored one line and status 1, Ctrl-C one line and status 130. A sweep's job: any error is recorded in
@@ -314,17 +331,19 @@ def run_cli(cfg: DictConfig) -> Any:
     (job_dir / FAILED).unlink(missing_ok=True)  # a job run again starts clean
     clear_earlier_results(job_dir)
     previous = _terminate_like_ctrl_c()
+    logging.raiseExceptions = False  # a full disk under the run folder: no '--- Logging error ---' per log line
+    _console_skips_file_only()
     try:
         return run(cfg)
     except KeyboardInterrupt as err:
         how = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
         line = f"ntkexp: {how}; {interrupted_note(cfg)}"
-        log.error(line)
+        log.error(line, extra={FILE_ONLY: True})  # in run.log; the terminal gets it once, on stderr
         print(line, file=sys.stderr)
         sys.exit(143 if isinstance(err, Terminated) else 130)  # the shell's statuses for SIGTERM and Ctrl-C
     except Exception as err:
         line = f"ntkexp: error: {err}" if isinstance(err, clean) else f"ntkexp: error: {type(err).__name__}: {err}"
-        log.error(line)
+        log.error(line, extra={FILE_ONLY: not _in_sweep() and isinstance(err, clean)})
         if not _in_sweep():
             if not isinstance(err, clean):
                 raise

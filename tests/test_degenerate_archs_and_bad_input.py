@@ -381,3 +381,26 @@ def test_a_space_setting_it_lacks_gets_the_spaces_own_line_without_a_plus() -> N
         assert proc.returncode == 2, proc.stderr
         assert "search_space.kwargs.N is not a setting of the nds_darts space; its settings: C, layers" in proc.stderr
         assert "not in struct" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_error_line_reaches_the_terminal_once_and_the_run_log(tmp_path: Path) -> None:
+    """Every error line appeared twice on a terminal (the console log line and stderr)."""
+    proc = cli("n_archs=1", "logger=none", f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 2
+    terminal = proc.stdout + proc.stderr
+    assert terminal.count("a rank correlation needs at least 2") == 1, terminal
+    assert "a rank correlation needs at least 2" in (tmp_path / "run" / "run.log").read_text()
+
+
+def test_run_cli_turns_off_logging_tracebacks_for_a_full_disk(tmp_path: Path, monkeypatch) -> None:
+    """A full disk under the run folder printed a '--- Logging error ---' traceback per log line before the final
+    line: run_cli turns logging's error reports off for the run."""
+    import logging
+
+    from ntkexp.main import run_cli
+
+    monkeypatch.setattr(logging, "raiseExceptions", True)
+    cfg = make_cfg(["n_archs=1", "logger=none"], tmp_path)
+    with pytest.raises(SystemExit):
+        run_cli(cfg)
+    assert logging.raiseExceptions is False

@@ -166,3 +166,14 @@ def test_nan_pixels_in_the_data_are_refused(tmp_path: Path) -> None:
     dm = ArrayDataModule(DataConfig(name="bad", kind="npz", path=str(path)))
     with pytest.raises(ValueError, match="1 train images hold NaN"):
         dm.setup()
+
+
+def test_training_that_diverges_is_said_in_one_line_and_in_the_summary(tmp_path: Path) -> None:
+    """trainer.lr=1e12 exited 0 with every arch flagged nonfinite and nothing saying that training diverged."""
+    proc = cli("task=kernel_evolution", *DIGITS, "task.select=sample", "n_archs=3", "task.track_epochs=[0,3]",
+               "trainer.epoch_steps=1", "trainer.lr=1e12", "logger=csv", "task.progress=false", "threads=1",
+               "ntk.batch_size=8", f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}")
+    assert proc.returncode == 0, proc.stderr
+    assert "training diverged for 3 of 3 archs" in proc.stdout + proc.stderr and "lower trainer.lr" in proc.stdout + proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert len(summary["diverged"]) == 3 and all(1 <= s <= 3 for s in summary["diverged"].values())

@@ -11,6 +11,7 @@ archs), ``summary.json`` and the figures (against optimiser steps) ``kernel_evol
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import logging
 import textwrap
 from typing import Any
 
@@ -22,6 +23,9 @@ from ntkexp.plotting import pyplot
 from ntkexp.scoring import ArchScorer, NothingScored, Progress, RunContext, band_archs, choose_archs
 from ntkexp.stats import bootstrap_interval, correlate
 from ntkexp.tasks.base import RunOutput, register_task, top_k_fractions
+
+
+log = logging.getLogger("ntkexp")
 
 
 @dataclass
@@ -111,6 +115,16 @@ def rank_row(part: pd.DataFrame, name: str, epoch: int, top_k: list[float], seed
     return row
 
 
+def diverged_archs(frame: pd.DataFrame) -> dict[str, int]:
+    """arch -> the step its training loss first became non-finite (from the records' ``diverged@<step>`` flags)."""
+    out: dict[str, int] = {}
+    for arch, flags in zip(frame["arch"], frame.get("flags", pd.Series([""] * len(frame)))):
+        for flag in str(flags).split(";"):
+            if flag.startswith("diverged@"):
+                out[arch] = min(out.get(arch, 10**12), int(flag.split("@")[1]))
+    return out
+
+
 def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     task = ctx.config.task
     top_k = top_k_fractions(task.top_k)  # checked before any arch is trained
@@ -141,6 +155,12 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
         raise NothingScored(f"every arch failed to train or score; the first error: {errors[0]}")
     frame = pd.DataFrame(rows)
     frame["accuracy"] = gt.accuracy(list(frame["arch"]), ctx.accuracy_key)
+    diverged = diverged_archs(frame)
+    if diverged:
+        arch, step = next(iter(diverged.items()))
+        log.warning("training diverged for %d of %d archs (the loss became infinite or NaN; first %s at step %d): "
+                    "their metrics after that step are meaningless; lower trainer.lr", len(diverged), len(chosen),
+                    arch, step)
     out.table("evolution", frame)
     out.training_curves(scorer.curves)
 
@@ -155,6 +175,7 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
             f"bn={ctx.ntk.bn_mode} batch={ctx.ntk.batch_size} | {len(chosen)} archs")
     payload = {
         "n_archs": len(chosen), "n_cached": scorer.n_cached, "epochs": epochs, "note": note,
+        "diverged": diverged,  # arch -> the first step whose training loss was not finite
         "steps_per_epoch": steps, "batch_size": ctx.dataset.batch_size,
         "kendall_tau": {n: {int(r.epoch): r.kendall_tau for r in ranks[ranks.metric == n].itertuples()} for n in names},
         "kernel_corr_median": frame.groupby("epoch")["kernel_corr"].median().to_dict(),

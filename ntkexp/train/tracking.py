@@ -63,7 +63,11 @@ class KernelTracker(L.Callback):
             kernel = ctx.ntk().kernel
             record.update(kernel_corr=kernel_correlation(self.theta0, kernel),
                           kernel_rel_diff=relative_change(kernel, self.theta0))
-        record["flags"] = ";".join(sorted(ctx.flags))
+        flags = set(ctx.flags)
+        diverged = self.diverged_at()
+        if diverged is not None:
+            flags.add(f"diverged@{diverged}")
+        record["flags"] = ";".join(sorted(flags))
         if self.steps_per_epoch is not None:
             record["step"] = epoch * self.steps_per_epoch
             if self.batch_size is not None:
@@ -71,6 +75,13 @@ class KernelTracker(L.Callback):
         record.update(extra or {"train_loss": float("nan"), "train_acc": float("nan")})
         self.records = [r for r in self.records if r["epoch"] != epoch] + [record]
         return record
+
+    def diverged_at(self) -> int | None:
+        """The first optimiser step (1-based) whose training loss was not finite, or None."""
+        for step, (loss, _) in enumerate(self.steps_history(), start=1):
+            if not np.isfinite(loss):
+                return step
+        return None
 
     def recorded(self, epoch: int) -> bool:
         return any(r["epoch"] == epoch for r in self.records)
