@@ -177,25 +177,44 @@ def ensure(name: str | Resource, root: str | Path, settings: DownloadSettings | 
     staging.mkdir(parents=True, exist_ok=True)
     url = source_url(resource, settings)
     part = staging / (resource.file_name + ".part")
-    with open(staging / (resource.file_name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel runs (a sweep) download once; the others wait, then find it
-        if resource.present(root):
-            return where
-        log.info("downloading %s from %s into %s", resource.name, url, root)
-        _download(url, part, settings, resource)
-        try:
-            _verify(resource, part, url)
-            if resource.archive:
-                _unpack(resource, part, staging, where)
-            else:
-                where.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(part, where)
-        except DownloadError:
-            part.unlink(missing_ok=True)  # a finished but bad download: the next attempt starts afresh
-            raise
-        part.unlink(missing_ok=True)
+    try:
+        with open(staging / (resource.file_name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # parallel runs (a sweep) download once; the others wait, then find it
+            if resource.present(root):
+                return where
+            log.info("downloading %s from %s into %s", resource.name, url, root)
+            _download(url, part, settings, resource)
+            try:
+                _verify(resource, part, url)
+                if resource.archive:
+                    _unpack(resource, part, staging, where)
+                else:
+                    where.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(part, where)
+            except DownloadError:
+                part.unlink(missing_ok=True)  # a finished but bad download: the next attempt starts afresh
+                raise
+            part.unlink(missing_ok=True)
+    finally:
+        _tidy(staging)
     log.info("%s is ready at %s", resource.name, where)
     return where
+
+
+def _tidy(staging: Path) -> None:
+    """Remove the staging folder when it holds nothing to resume: its lock files that no process holds, then the
+    folder itself if empty (a partial download's ``.part`` keeps it)."""
+    try:
+        for path in staging.glob("*.lock"):
+            with open(path, "a") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # another run holds it
+                path.unlink(missing_ok=True)
+        staging.rmdir()
+    except OSError:  # not empty (a .part to resume, another run's files) or already gone
+        pass
 
 
 def _download(url: str, part: Path, settings: DownloadSettings, resource: Resource) -> None:

@@ -76,6 +76,9 @@ def _run_holding(cfg: DictConfig, config: Any, run_dir: Path) -> dict[str, Any]:
         finally:
             ctx.close()
         exit_code = 0
+    except USER_ERRORS:
+        exit_code = 2  # the process's own status for bad input: the dashboard says the same
+        raise
     finally:
         logger.finish(exit_code)  # every job ends its W&B run (a failed one as failed)
     log.info("results in %s", run_dir)

@@ -248,3 +248,21 @@ def test_training_curves_go_to_the_runs_wandb_record(tmp_path: Path) -> None:
     assert sum("train/loss" in row for row in logged) == len(curves)
     (offline,) = _wandb_runs(run_dir)
     assert b"train/loss" in next(offline.glob("*.wandb")).read_bytes()  # the same W&B run as the results
+
+
+def test_the_dashboard_run_of_a_refused_input_ends_with_the_processs_status(tmp_path, monkeypatch) -> None:
+    """W&B said 'finished (failed, exit code 1)' while the process exited 2 for bad input."""
+    import ntkexp.loggers
+    from ntkexp.loggers import NullLogger
+    from ntkexp.main import run
+
+    codes: list[int] = []
+
+    class Recording(NullLogger):
+        def finish(self, exit_code: int = 0) -> None:
+            codes.append(exit_code)
+
+    monkeypatch.setattr(ntkexp.loggers, "build_logger", lambda cfg, run_dir, *a, **k: Recording(run_dir))
+    with pytest.raises(ValueError):
+        run(make_cfg(["n_archs=1", "logger=none"], tmp_path))
+    assert codes == [2]

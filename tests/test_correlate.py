@@ -201,3 +201,13 @@ def test_archs_from_a_file_score_exactly_those_archs(tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_text("# nothing\n")
     with pytest.raises(ValueError, match="lists no archs"):
         run(make_cfg(TINY + [f"archs_file={tmp_path / 'empty.txt'}"], tmp_path / "empty"))
+
+
+def test_a_correlation_over_a_handful_of_archs_is_printed_with_a_small_sample_note() -> None:
+    from .conftest import TINY, cli
+
+    proc = cli(*[a for a in TINY if not a.startswith("n_archs")], "n_archs=3", "metric=fnorm", "logger=none")
+    assert proc.returncode == 0, proc.stderr
+    assert "note: only 3 archs" in proc.stdout and "p-values: fnorm" in proc.stdout
+    many = cli(*TINY, "metric=fnorm", "logger=none", "n_archs=12")
+    assert "note: only" not in many.stdout

@@ -104,7 +104,9 @@ def _cifar10_archive(n: int = 12) -> tuple[bytes, np.ndarray]:
 
 
 def _leftovers(root: Path) -> list[str]:
-    """What the staging directory holds besides the (empty) lock files."""
+    """What the staging directory holds besides the (empty) lock files (nothing once it is tidied away)."""
+    if not (root / STAGING).exists():
+        return []
     return sorted(p.name for p in (root / STAGING).iterdir() if not p.name.endswith(".lock"))
 
 
@@ -208,6 +210,7 @@ def test_no_server_is_one_line_and_a_nonzero_exit(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("ntkexp: error: cannot download cifar10 from")
     assert "kriz/cifar-10-python.tar.gz by hand" in proc.stderr  # the real URL, for the manual way
+    assert not (tmp_path / STAGING).exists()  # no empty staging folder left behind
 
 
 def _nds_zip() -> bytes:

@@ -13,7 +13,7 @@ import pytest
 
 from ntkexp.main import run
 
-from .conftest import cli, make_cfg
+from .conftest import QUIET, cli, make_cfg
 
 CARD = ["search_space=nds_darts", "metric=ncn", "init=gaussian"]
 
@@ -43,3 +43,14 @@ def test_task_score_scores_nds_darts_archs_with_no_benchmark(tmp_path: Path) -> 
     assert written["task"] == "score" and summary["n_archs"] == 3
     assert written["conventions"]["init"]["name"] == "gaussian" and "init gaussian" in written["convention"]
     assert written["conventions"]["ntk"]["bn_mode"] == "per_sample"
+
+
+def test_score_and_correlate_draw_the_same_archs_for_the_same_seed(tmp_path: Path) -> None:
+    """task=score and task=correlate with seed 3 drew different NB201 archs; now the same draw."""
+    from ntkexp.main import run
+
+    for task in ("score", "correlate"):
+        run(make_cfg([f"task={task}", "seed=3", "n_archs=5", "metric=fnorm", *QUIET], tmp_path / task))
+    score = pd.read_csv(tmp_path / "score" / "run" / "scores.csv")["arch"].tolist()
+    correlate = pd.read_csv(tmp_path / "correlate" / "run" / "scores.csv")["arch"].tolist()
+    assert score == correlate

@@ -60,6 +60,9 @@ def scatter_figure(frame: pd.DataFrame, metric_names: list[str], title: str, yla
     return fig
 
 
+SMALL_SAMPLE = 10  # archs below which a correlation is printed with a small-sample note
+
+
 def print_table(summary: dict[str, Any]) -> None:
     """What was scored, in words, then the table of rank correlations and one plain line per score."""
     from rich.console import Console
@@ -78,6 +81,12 @@ def print_table(summary: dict[str, Any]) -> None:
     console.print(table)
     for name, row in summary["correlations"].items():
         print(f"{name}: kendall_tau={row['kendall_tau']:.4f} spearman_rho={row['spearman_rho']:.4f}")
+    n = int(summary["n_archs"])
+    if n < SMALL_SAMPLE:
+        p_values = ", ".join(f"{name} {row.get('kendall_p', float('nan')):.2g}"
+                             for name, row in summary["correlations"].items())
+        print(f"note: only {n} archs: a rank correlation over so few is mostly noise (Kendall tau's p-values: "
+              f"{p_values}); use n_archs=100 or more for a verdict")
 
 
 def run_correlate(ctx: RunContext, out: RunOutput) -> dict[str, Any]:

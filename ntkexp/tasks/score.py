@@ -28,6 +28,11 @@ def space_archs(ctx: RunContext) -> list[str]:
                          "archs=[...] or archs_file=...); n_archs=null means 'every benchmark arch' and there is no "
                          "benchmark here")
     rng = np.random.default_rng(cfg.seed)
+    arch_of = getattr(ctx.space, "arch_of", None)
+    if ctx.space.size is not None and arch_of is not None and cfg.n_archs <= ctx.space.size:
+        # an enumerable space (NAS-Bench-201): the same draw as task=correlate's over its benchmark (by index,
+        # without replacement, in index order), so the two tasks score the same archs for the same seed
+        return [arch_of(int(i)) for i in sorted(rng.choice(ctx.space.size, size=cfg.n_archs, replace=False))]
     archs: dict[str, None] = {}
     for _ in range(100 * cfg.n_archs):
         archs[ctx.space.sample(rng)] = None
