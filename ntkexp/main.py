@@ -155,6 +155,34 @@ def open_settings(args: list[str]) -> list[str]:
     return [f"++{a}" if a.startswith("search_space.kwargs.") and "=" in a else a for a in args]
 
 
+def _check_known_key(arg: str, key: str) -> None:
+    """A top-level setting, or a setting of a fixed-schema group (trainer.lr, ntk.batch_size, ...), that the schema
+    lacks: refused with the close known names (Hydra would suggest adding it with '+', which ntkexp then refuses)."""
+    import dataclasses
+    import difflib
+    import typing
+
+    from ntkexp.config import RunConfig
+
+    hints = typing.get_type_hints(RunConfig)
+    head, _, rest = key.partition(".")
+    if not rest:
+        known = [f.name for f in dataclasses.fields(RunConfig)]
+    elif head in hints and dataclasses.is_dataclass(hints[head]) and "." not in rest and \
+            head not in ("task", "metric", "search_space", "search_algo", "logger", "dataset"):  # open or per-option
+        known = [f.name for f in dataclasses.fields(hints[head])]
+        key = rest
+    else:
+        return
+    if key in known:
+        return
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    prefix = f"{head}." if rest else ""
+    hint = f"; did you mean {' or '.join(prefix + c for c in close)}?" if close else \
+        f"; the settings there: {', '.join(sorted(known))}"
+    raise ValueError(f"{arg}: ntkexp has no setting {prefix}{key}{hint}")
+
+
 def check_group_overrides(args: list[str], conf_dir: Path) -> None:
     """Refuse, with one line each, what Hydra would accept or fail on deep inside: a config-group override whose value
     is not an option name (``metric=[1,2]``), a shared base (``search_space=_nds``), and a key added with ``+``/``++``
@@ -176,6 +204,9 @@ def check_group_overrides(args: list[str], conf_dir: Path) -> None:
                              "override an existing one without '+')")
         if key.startswith("task.") and sep:
             _check_task_setting(key, args, conf_dir)
+        if sep and not arg.startswith("+") and not key.startswith("hydra") and not settings and \
+                not (conf_dir / key).is_dir():
+            _check_known_key(arg, key)
         if key == "dataset.batch_size" and sep:  # one name for the training batch
             raise ValueError(f"{arg}: the training batch is set with trainer.batch_size (dataset.batch_size is only "
                              "the data set's default for it; the probe batch is ntk.batch_size)")

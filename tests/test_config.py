@@ -104,3 +104,14 @@ def test_a_config_hydra_refuses_exits_2_like_ntkexps_own_bad_settings(args: list
     """One documented status for bad settings: Hydra's composition errors exited 1 (a run that failed as a whole)."""
     proc = cli(*args, "logger=none")
     assert proc.returncode == 2, proc.stderr[-1000:]
+
+
+@pytest.mark.parametrize("arg, hint", [("n_arch=6", "did you mean n_archs"), ("trainer.lrr=0.1", "did you mean trainer.lr"),
+                                       ("ntk.bn=train", "the settings there: batch_size, bn_mode")])
+def test_a_mistyped_setting_suggests_the_close_known_ones(arg: str, hint: str) -> None:
+    """n_arch=6 got Hydra's 'use +n_arch=6' hint, which ntkexp then refused; nothing suggested n_archs."""
+    from .conftest import cli
+
+    proc = cli(arg, "logger=none")
+    assert proc.returncode == 2 and hint in proc.stderr and "+" not in proc.stderr.split(hint)[0][-60:], proc.stderr
+    assert proc.stderr.count("\n") == 1

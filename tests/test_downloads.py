@@ -271,3 +271,13 @@ def test_a_sha256_or_size_checked_resource_refuses_a_file_that_is_not_it(tmp_pat
     assert not any((tmp_path / STAGING).glob("*.part"))
     server.files["cifar-10-python.tar.gz"] = archive
     assert (ensure(resource, tmp_path, DownloadSettings(mirror=server.url)) / "test_batch").exists()
+
+
+def test_fetching_an_unknown_name_is_one_line_listing_the_names() -> None:
+    from .conftest import python
+
+    proc = python("-m", "ntkexp.data", "fetch", "bogus")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+    assert "unknown data resource 'bogus'" in proc.stderr and "cifar10" in proc.stderr
+    helped = python("-m", "ntkexp.data", "--help")
+    assert "``" not in helped.stdout and ":mod:" not in helped.stdout

@@ -137,3 +137,17 @@ def test_the_study_resumes_without_recomputing_finished_archs(tmp_path: Path) ->
     again_table = pd.read_csv(out / "study.csv")
     assert again_table["cached"].sum() == 4  # two archs x two t's
     pd.testing.assert_frame_equal(again_table.drop(columns="cached"), table.drop(columns="cached"))
+
+
+def test_the_results_file_holds_both_generated_blocks() -> None:
+    """scripts/report_lga_t.py and scripts/report_table55.py rewrite their blocks of docs/RESULTS.md: the markers must
+    be there, each once, in order."""
+    from ntkexp.report import table55
+    from ntkexp.report.generated import markers, replace_block
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "RESULTS.md").read_text()
+    for block in (lga_t.BLOCK, table55.BLOCK):
+        begin, end = markers(block)
+        assert text.count(begin) == 1 and text.count(end) == 1 and text.index(begin) < text.index(end)
+        assert replace_block(text, block, f"{begin}\nx\n{end}").count("\nx\n") == 1

@@ -18,7 +18,10 @@ def _default_root() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ntkexp.data", description=__doc__.split("\n\n")[0])
+    description = ("python -m ntkexp.data status: every data set and benchmark ntkexp knows, present or not, where, "
+                   "its size and how it is got. python -m ntkexp.data fetch NAME ...: download them now. The data "
+                   "root is --data-root, else $NTKEXP_DATA_ROOT, else ./data (the default of paths.data_root).")
+    parser = argparse.ArgumentParser(prog="python -m ntkexp.data", description=description)
     parser.add_argument("--data-root", default=_default_root(), help="where data sets and benchmark files live")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("status", help="list every data set and benchmark, present or not")
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.names:
         try:
             print(f"{name}: {ensure(name, args.data_root, settings)}")
-        except (DownloadError, ValueError, OSError) as err:
+        except (DownloadError, ValueError, KeyError, OSError) as err:  # an unknown name: UnknownNameError
             print(f"ntkexp: error: {err}", file=sys.stderr)
             return 2
     return 0
