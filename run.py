@@ -13,7 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from ntkexp.main import check_group_overrides, open_settings, register_schemas, run_cli
+from ntkexp.main import check_group_overrides, check_output_dirs, open_settings, register_schemas, run_cli
 from ntkexp.registry import PluginError, load_plugins
 
 try:  # installed plug-ins first, so that their metrics' settings are in the schema's defaults
@@ -33,6 +33,7 @@ if __name__ == "__main__":
     sys.argv[1:] = open_settings(sys.argv[1:])
     try:
         check_group_overrides(sys.argv[1:], Path(__file__).parent / "conf")
+        check_output_dirs(sys.argv[1:])
     except ValueError as err:
         print(f"ntkexp: error: {err}", file=sys.stderr)
         sys.exit(2)

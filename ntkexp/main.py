@@ -183,6 +183,23 @@ def _check_known_key(arg: str, key: str) -> None:
     raise ValueError(f"{arg}: ntkexp has no setting {prefix}{key}{hint}")
 
 
+def check_output_dirs(args: list[str]) -> None:
+    """``hydra.run.dir`` / ``hydra.sweep.dir`` on a place this process cannot write (a read-only file system, no
+    permission): one line before Hydra tries to create it (Hydra's own failure is a traceback)."""
+    for arg in args:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        if key not in ("hydra.run.dir", "hydra.sweep.dir") or not sep or "${" in value:
+            continue
+        place = Path(value).expanduser().absolute()
+        while not place.exists() and place != place.parent:
+            place = place.parent
+        if place.is_dir() and not os.access(place, os.W_OK | os.X_OK):
+            raise ValueError(f"{arg}: cannot create the run folder there: {place} is not writable (a read-only file "
+                             "system or no permission); choose a folder you can write to")
+        if place.exists() and not place.is_dir():
+            raise ValueError(f"{arg}: {place} is a file, not a folder; choose another run folder")
+
+
 def check_group_overrides(args: list[str], conf_dir: Path) -> None:
     """Refuse, with one line each, what Hydra would accept or fail on deep inside: a config-group override whose value
     is not an option name (``metric=[1,2]``), a shared base (``search_space=_nds``), and a key added with ``+``/``++``

@@ -275,3 +275,21 @@ def test_a_read_only_cache_folder_is_named_as_the_score_cache(tmp_path: Path, mo
     monkeypatch.setattr(Path, "mkdir", refuse)
     with pytest.raises(StorageError, match=r"score cache's folder .* \(paths.cache_dir\).*read-only"):
         ScoreStore(tmp_path / "ro" / "scores.sqlite")
+
+
+def test_a_run_folder_on_a_place_that_cannot_be_written_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    """hydra.run.dir on a read-only place ended in Hydra's OSError traceback: refused in one line first (the machine
+    runs as root, so the read-only place is simulated)."""
+    from ntkexp.main import check_output_dirs
+
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == readonly else real(p, mode))
+    with pytest.raises(ValueError, match=r"hydra.run.dir=.*ro/deep/run: cannot create the run folder there: .*ro is "
+                                         r"not writable"):
+        check_output_dirs([f"hydra.run.dir={readonly / 'deep' / 'run'}"])
+    check_output_dirs([f"hydra.run.dir={tmp_path / 'fine' / 'run'}"])  # a writable place passes
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        check_output_dirs([f"hydra.sweep.dir={tmp_path / 'file'}"])
