@@ -28,6 +28,7 @@ LAYERS = [
     ["search"],
     ["tasks"],
     ["report", "main"],
+    ["studies"],
 ]
 
 
