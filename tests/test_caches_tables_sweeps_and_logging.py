@@ -217,7 +217,7 @@ def test_a_failed_run_is_not_a_success_in_wandb(tmp_path: Path) -> None:
     proc = _cli(tmp_path / "bad", "n_archs=0", env={"WANDB_MODE": "offline"})
     assert proc.returncode == 2
     (bad,) = _wandb_runs(tmp_path / "bad" / "run")
-    assert "got exitcode: 1" in (bad / "logs" / "debug.log").read_text()  # W&B's own record of how the run ended
+    assert "got exitcode: 2" in (bad / "logs" / "debug.log").read_text()  # W&B's record: the process's own status
     good = _cli(tmp_path / "good", "n_archs=2", "ntk.batch_size=8", env={"WANDB_MODE": "offline"})
     assert good.returncode == 0
     (ok,) = _wandb_runs(tmp_path / "good" / "run")
