@@ -214,7 +214,7 @@ def test_npz_images_on_the_0_255_scale_in_any_dtype_read_as_the_uint8_ones(tmp_p
 
 
 @pytest.mark.parametrize("bad", [np.full((2, 3, 4, 4), 300.0), np.full((2, 3, 4, 4), -1.0),
-                                 np.full((2, 3, 4, 4), np.nan), np.full((2, 3, 4, 4), 1000, dtype=np.int64)])
+                                 np.full((2, 3, 4, 4), np.inf), np.full((2, 3, 4, 4), 1000, dtype=np.int64)])
 def test_npz_images_on_no_known_scale_are_refused_in_one_line(tmp_path: Path, bad: np.ndarray) -> None:
     from ntkexp.data import load_arrays
 

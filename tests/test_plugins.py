@@ -254,7 +254,7 @@ def test_a_users_task_with_settings_and_search_algorithm_run_from_their_package(
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "search" / "summary.json").read_text())
     assert summary["search_algo"]["name"] == "hill_climb" and summary["search_algo"]["population_size"] == 3
-    proc = cli("task=search", "search_algo=hill_climb", "search_algo.lr=0.5", "metric=weight_count", *common,
+    proc = cli("task=search", "search_algo=hill_climb", "search_algo.lr=0.3", "metric=weight_count", *common,
                f"hydra.run.dir={tmp_path / 's2'}", env=env)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert "search_algo.lr=0.5 does not apply: it is a setting of search_algo.name=reinforce" in proc.stderr
+    assert "search_algo.lr=0.3 does not apply: it is a setting of search_algo.name=reinforce" in proc.stderr

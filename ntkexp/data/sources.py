@@ -182,7 +182,8 @@ def _pixel_scale(x: np.ndarray, path: Path, key: str) -> np.ndarray:
         return x
     if np.issubdtype(x.dtype, np.bool_) or not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"{path}: images {key!r} are of type {x.dtype}, not numbers")
-    lo, hi = float(np.min(x)), float(np.max(x))
+    with np.errstate(invalid="ignore"):  # NaN pixels are refused with their count when the data are checked
+        lo, hi = (float(np.nanmin(x)), float(np.nanmax(x))) if not np.isnan(x).all() else (0.0, 0.0)
     if np.issubdtype(x.dtype, np.integer) and lo >= 0 and hi <= 255:
         return x.astype(np.uint8)
     if np.issubdtype(x.dtype, np.floating) and np.isfinite(lo) and np.isfinite(hi) and lo >= 0:
