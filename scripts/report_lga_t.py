@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     import json
 
     from ntkexp.report import lga_t
+    from ntkexp.report.generated import write_block
 
     p = argparse.ArgumentParser(prog="report_lga_t.py", description=__doc__.split("\n\n")[0])
     p.add_argument("table", type=Path, help="study.csv (with study.json beside it)")
@@ -44,12 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             source = str(args.table)
         text = lga_t.section(table, meta, figures, link, independent, table_link, source)
-        if args.print:
-            print(text, end="")
-            return 0
-        document = args.results.read_text()
-        args.results.write_text(lga_t.replace_section(document, text))
-        print(f"wrote the lga_t section of {args.results} from {args.table}")
+        said = write_block(args.results, lga_t.BLOCK, text, args.print)
+        if said:
+            print(said)
         return 0
     except (ValueError, OSError) as err:
         print(f"report_lga_t: error: {err}", file=sys.stderr)

@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv: list[str] | None = None) -> int:
     from ntkexp.report import table55
-    from ntkexp.report.generated import replace_block
+    from ntkexp.report.generated import write_block
 
     p = argparse.ArgumentParser(prog="report_table55.py", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", type=Path, nargs="+", help="task=simulated_search run folders (runs.csv, summary.json)")
@@ -23,12 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--print", action="store_true", help="print the block instead of writing it")
     args = p.parse_args(argv)
     try:
-        text = table55.section(args.runs)
-        if args.print:
-            print(text, end="")
-            return 0
-        args.results.write_text(replace_block(args.results.read_text(), table55.BLOCK, text))
-        print(f"wrote the Table 5.5 block of {args.results}")
+        said = write_block(args.results, table55.BLOCK, table55.section(args.runs), args.print)
+        if said:
+            print(said)
         return 0
     except (ValueError, OSError) as err:
         print(f"report_table55: error: {err}", file=sys.stderr)

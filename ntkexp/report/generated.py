@@ -3,6 +3,8 @@ so no number or direction in them is typed by hand."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def markers(name: str) -> tuple[str, str]:
     return (f"<!-- BEGIN generated: {name} (edit the generator, not this text) -->",
@@ -18,3 +20,12 @@ def replace_block(document: str, name: str, text: str) -> str:
         raise ValueError(f"the results file has no generated block {name!r} (the markers {begin!r} ... {end!r}); "
                          f"add them where the section goes")
     return document[:start] + text.rstrip("\n") + document[stop + len(end):]
+
+
+def write_block(results: Path, name: str, text: str, print_only: bool = False) -> str:
+    """Print the block (``print_only``) or write it into ``results``; the line to tell the user."""
+    if print_only:
+        print(text, end="")
+        return ""
+    results.write_text(replace_block(results.read_text(), name, text))
+    return f"wrote the {name} block of {results}"

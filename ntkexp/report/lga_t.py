@@ -22,7 +22,7 @@ import pandas as pd
 
 from ntkexp.metrics import direction_of
 from ntkexp.plotting import pyplot, save_figure
-from ntkexp.report.generated import markers, replace_block
+from ntkexp.report.generated import markers
 from ntkexp.stats import bootstrap_interval, correlate, paired_bootstrap_difference
 
 BLOCK = "lga_t study (scripts/report_lga_t.py)"
@@ -297,11 +297,6 @@ def section(table: pd.DataFrame, meta: dict[str, Any], figure_dir: Path, figure_
         lines.append(f"![{caption}]({figure_link}/{path.name})")
     lines += ["", END]
     return "\n".join(lines) + "\n"
-
-
-def replace_section(document: str, new: str) -> str:
-    """``document`` with its generated block replaced by ``new`` (refused when the markers are missing)."""
-    return replace_block(document, BLOCK, new)
 
 
 def load(table_path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
