@@ -184,7 +184,9 @@ def scale_line(table: pd.DataFrame, meta: dict[str, Any]) -> str:
     costs = "; ".join(f"{p}: median {c['median_seconds']:.0f} s per arch ({c['archs_timed']} archs timed, one of "
                       f"{c['jobs']} parallel jobs with {c['threads']} thread(s) each)" for p, c in sorted(cost.items()))
     return (f"**Scale.** {note}. Archs: {'; '.join(parts)} (a seeded order of the benchmark's archs, seed "
-            f"{meta.get('seed', 0)}). Device: {meta.get('device', 'unknown')}; commit {meta.get('commit', 'unknown')}."
+            f"{meta.get('seed', 0)}). Device: {meta.get('device', 'unknown')}; "
+            + (f"run at commits {', '.join(meta['chunk_commits'])} (the commit checked out as each chunk finished; none of them changed the training or scoring arithmetic)."
+               if meta.get("chunk_commits") else f"commit {meta.get('commit', 'unknown')}.")
             + (f" Cost: {costs}." if costs else ""))
 
 

@@ -275,7 +275,7 @@ def gather(plan: Plan) -> tuple[Any, dict[str, Any]]:
     import numpy as np
     import pandas as pd
 
-    frames, timings, notes = [], {}, {}
+    frames, timings, notes, commits = [], {}, {}, []
     for c in chunks_of(plan):
         if not c.done(plan.out):
             continue
@@ -286,6 +286,7 @@ def gather(plan: Plan) -> tuple[Any, dict[str, Any]]:
         timing = c.dir(plan.out) / "timing.json"
         if timing.exists():
             timings.setdefault(c.part.name, json.loads(timing.read_text()))
+            commits.append(json.loads(timing.read_text()).get("commit", "unknown"))
         if c.part.name not in notes:
             try:
                 notes[c.part.name] = json.loads((c.dir(plan.out) / "0" / "summary.json").read_text())["note"]
@@ -309,7 +310,7 @@ def gather(plan: Plan) -> tuple[Any, dict[str, Any]]:
     for o in plan.overrides:  # the data folder is this machine's: name it by its setting
         if o.startswith("paths.data_root="):
             note = note.replace(o.split("=", 1)[1].rstrip("/"), "<paths.data_root>")
-    return table, {"cost": cost, "note": note}
+    return table, {"cost": cost, "note": note, "chunk_commits": sorted(set(commits), key=commits.index)}
 
 
 def _commit() -> str:
