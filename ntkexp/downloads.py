@@ -256,7 +256,8 @@ def _download(url: str, part: Path, settings: DownloadSettings, resource: Resour
                             f"part is kept in {part}: run again to resume it")
 
 
-def _digest(path: Path, algorithm: str) -> str:
+def digest(path: Path, algorithm: str) -> str:
+    """The hex digest (``md5``, ``sha256``, ...) of the file at ``path``, read in blocks."""
     h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):
@@ -267,7 +268,7 @@ def _digest(path: Path, algorithm: str) -> str:
 def _verify(resource: Resource, part: Path, url: str) -> None:
     for algorithm, expected in (("md5", resource.md5), ("sha256", resource.sha256)):
         if expected is not None:
-            got = _digest(part, algorithm)
+            got = digest(part, algorithm)
             if got != expected:
                 raise DownloadError(f"the file downloaded from {url} for {resource.name} has {algorithm.upper()} "
                                     f"{got}, not the published {expected}: it is not the file expected (a corrupt "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ntkexp.downloads import RESOURCES, DownloadSettings, ensure
+from ntkexp.downloads import RESOURCES, DownloadSettings, digest, ensure
 from ntkexp.io import MissingFileError, resolve_path, storage_error
 
 DATASET_KINDS = ("cifar10", "cifar100", "imagenet16", "npz", "digits")
@@ -70,7 +70,6 @@ def verify_files(base: Path, published: dict[str, str], what: str) -> None:
     """Check each file against its published MD5 once: a file whose (size, mtime) was verified before (recorded in
     ``VERIFIED`` beside it, where the folder is writable) is not read again. A mismatch is refused, naming the file;
     ``dataset.verify=false`` accepts a deliberate subset."""
-    import hashlib
     import json
 
     record_path = base / VERIFIED
@@ -85,12 +84,9 @@ def verify_files(base: Path, published: dict[str, str], what: str) -> None:
         stamp = [stat.st_size, stat.st_mtime_ns]
         if record.get(name) == stamp:
             continue
-        h = hashlib.md5()
-        with open(path, "rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
-        if h.hexdigest() != md5:
-            raise ValueError(f"{path} is not the published {what} file (MD5 {h.hexdigest()}, published {md5}); "
+        got = digest(path, "md5")
+        if got != md5:
+            raise ValueError(f"{path} is not the published {what} file (MD5 {got}, published {md5}); "
                              f"replace it with the release's file, or set dataset.verify=false to use it as a "
                              f"deliberate subset (and say so when quoting)")
         record[name], changed = stamp, True

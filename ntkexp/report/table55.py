@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ntkexp.report.generated import markers  # noqa: F401 (tests read it here)
+from ntkexp.report.generated import markers
 
 BLOCK = "table 5.5 (scripts/report_table55.py)"
 PAPER_RUNS = 500
