@@ -217,18 +217,17 @@ def run_plan(plan: Plan, say: Any = print) -> list[str]:
     started = time.perf_counter()
     finished = 0
 
+    every = chunks_of(plan)
+
+    def needed(c: Chunk) -> list[Chunk]:  # the chunks that keep the training states ``c`` reads
+        return [d for d in every if d.part.name == c.part.needs and set(d.archs) & set(c.archs)]
+
     def ready(c: Chunk) -> bool:
-        if c.part.needs is None:
-            return True
-        needed = [d for d in chunks_of(plan) if d.part.name == c.part.needs and set(d.archs) & set(c.archs)]
-        return all(d.done(plan.out) for d in needed)
+        return all(d.done(plan.out) for d in needed(c))
 
     def blocked_forever(c: Chunk) -> bool:  # what it needs failed or is not in the queue any more
-        if c.part.needs is None:
-            return False
         names = {(d.part.name, d.index) for d in pending}
-        needed = [d for d in chunks_of(plan) if d.part.name == c.part.needs and set(d.archs) & set(c.archs)]
-        return any(not d.done(plan.out) and (d.part.name, d.index) not in names | running for d in needed)
+        return any(not d.done(plan.out) and (d.part.name, d.index) not in names | running for d in needed(c))
 
     def worker() -> None:
         nonlocal finished
@@ -285,8 +284,9 @@ def gather(plan: Plan) -> tuple[Any, dict[str, Any]]:
         frames.append(frame)
         timing = c.dir(plan.out) / "timing.json"
         if timing.exists():
-            timings.setdefault(c.part.name, json.loads(timing.read_text()))
-            commits.append(json.loads(timing.read_text()).get("commit", "unknown"))
+            record = json.loads(timing.read_text())
+            timings.setdefault(c.part.name, record)
+            commits.append(record.get("commit", "unknown"))
         if c.part.name not in notes:
             try:
                 notes[c.part.name] = json.loads((c.dir(plan.out) / "0" / "summary.json").read_text())["note"]
