@@ -20,6 +20,7 @@ from ntkexp.init import InitConfig
 from ntkexp.loggers import LoggerConfig
 from ntkexp.metrics import default_settings
 from ntkexp.ntk import NTKConfig
+from ntkexp.places import user_place
 from ntkexp.train import TrainConfig
 
 
@@ -93,7 +94,6 @@ class TaskConfig:
 
 @dataclass
 class PathsConfig:
-    root_dir: str = "."
     data_root: str = "./data"
     cache_dir: str = "./.cache"
     output_dir: str = "."
@@ -121,7 +121,7 @@ class RunConfig:
     download: bool = True  # fetch a missing public data set or benchmark file (ntkexp.downloads); false: say how
     download_mirror: str | None = None  # fetch from <mirror>/<file name> instead of each file's own URL
     device: str = "auto"  # auto | cpu | cuda
-    threads: int | None = None  # torch CPU threads (None: torch's default)
+    threads: int | None = None  # torch CPU threads (None: the usable cores / the jobs a launcher runs at once)
     name: str = MISSING  # run name (set in config.yaml from the choices)
 
 
@@ -137,9 +137,24 @@ def lga_search_budget(train_epochs: int) -> float:
     return LGA_SEARCH_BUDGETS[int(train_epochs)]
 
 
+def metric_label(names: Any) -> str:
+    """The metric part of a run's name: the ``metric=`` option chosen (``ntk``, ``zero_cost``, ...) when Hydra ran
+    the job, else the metric names (at most three, then how many more)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        chosen = HydraConfig.get().runtime.choices.get("metric")
+        if chosen:
+            return str(chosen)
+    names = [str(n) for n in names]
+    return "+".join(names[:3]) + (f"+{len(names) - 3}more" if len(names) > 3 else "")
+
+
 def register_configs() -> None:
     """The schema for Hydra's config store, and the ``ntkexp_run_id`` resolver: this process's id, which makes the
     default run directory unique to the run (runs started in the same second never share one)."""
+    OmegaConf.register_new_resolver("ntkexp_place", user_place, use_cache=False, replace=True)
+    OmegaConf.register_new_resolver("ntkexp_metric_label", metric_label, replace=True)
     OmegaConf.register_new_resolver("ntkexp_run_id", lambda: str(os.getpid()), use_cache=True, replace=True)
     OmegaConf.register_new_resolver("ntkexp_lga_budget", lga_search_budget, replace=True)
     ConfigStore.instance().store(name="ntkexp_schema", node=RunConfig)

@@ -112,7 +112,7 @@ for _resource in (
                     "in this directory."),
     Resource("cifar10_probe", "dataset", "1,250 real CIFAR-10 images (ships with ntkexp)", "pkg://cifar10_probe.npz"),
     Resource("nb201", "benchmark", "NAS-Bench-201 / NATS-Bench TSS final accuracies, 15,625 archs (ships with ntkexp)",
-             "pkg://nb201.parquet"),
+             "pkg://nb201.npz"),
     Resource("nats_tss", "benchmark", "NATS-Bench TSS benchmark files (to convert the NB201 table yourself)",
              "NATS-tss-v1_0-3ffb9-simple", members=("meta.pickle.pbz2",),
              manual="NATS-Bench's archives are behind a Google-Drive link (github.com/D-X-Y/NATS-Bench): unpack "
@@ -343,7 +343,13 @@ class _Meter:
 
     def __enter__(self) -> "_Meter":
         if self.enabled and sys.stderr.isatty():
-            from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
 
             self._bar = Progress(f"downloading {self.name}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                                  TimeRemainingColumn())

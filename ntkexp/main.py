@@ -1,27 +1,16 @@
-"""Run one composed config: set up the run directory and logger, dispatch to the task, and always close the logger.
+"""Run one composed config: take the run directory, build the logger, dispatch to the task, always close the logger.
 
-User errors (a missing file, an invalid arch, an unknown name, a data set that does not fit the space, an unusable
-path) end a single run with one line on stderr, ``ntkexp: error: ...`` (also in ``run.log``), and exit status 2;
-nothing half-written is left looking complete (every result file is written atomically, at the end), and a W&B run is
-finished as failed.
-
-In a sweep (``--multirun``) a failing job does not stop the others: it leaves a ``FAILED`` file in its directory
-saying why (with the traceback of an unexpected error), every other job runs, and the sweep ends with exit status 1
-and the list of failed jobs (:class:`SweepFailures`, a Hydra callback).
+The command line around it (pre-checks, exit statuses, signals, sweep failures) is :mod:`ntkexp.cli`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
-import sys
-import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("ntkexp")
@@ -40,10 +29,9 @@ def _quiet_third_party() -> None:
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Execute ``cfg`` (a composed ntkexp config) and return the task's summary."""
     _quiet_third_party()
-    from ntkexp.scoring import to_run_config
-
     from ntkexp.io import storage_error
     from ntkexp.registry import load_plugins
+    from ntkexp.scoring import to_run_config
 
     load_plugins(list(cfg.get("plugins") or []))  # a user's own metrics, spaces, ... register themselves on import
     config = to_run_config(cfg)
@@ -60,27 +48,31 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
 
 
 def _run_holding(cfg: DictConfig, config: Any, run_dir: Path) -> dict[str, Any]:
-    from ntkexp.loggers import build_logger
+    from ntkexp.loggers import DeferredLogger, build_logger, check_logger
     from ntkexp.scoring import RunContext
     from ntkexp.tasks import TASKS, RunOutput
 
     task = TASKS.get(config.task.name)
     task.check_space(config.search_space.name)
     task.check_search_algo(config.search_algo)
-    logger = build_logger(config.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), config.name)
-    exit_code = 1
+    check_logger(config.logger)
+    ctx = RunContext.build(config, need_ground_truth=task.needs_ground_truth)
     try:
-        ctx = RunContext.build(config, need_ground_truth=task.needs_ground_truth)
+        # the dashboard run is created at the first thing logged: a config refused before that (bad settings,
+        # missing data) creates no failed W&B / MLflow run
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        logger = DeferredLogger(run_dir, lambda: build_logger(config.logger, run_dir, resolved, config.name))
+        exit_code = 1
         try:
             summary = task.run(ctx, RunOutput(run_dir, logger, ctx))
+            exit_code = 0
+        except USER_ERRORS:
+            exit_code = 2  # the process's own status for bad input: the dashboard says the same
+            raise
         finally:
-            ctx.close()
-        exit_code = 0
-    except USER_ERRORS:
-        exit_code = 2  # the process's own status for bad input: the dashboard says the same
-        raise
+            logger.finish(exit_code)  # every job ends its dashboard run (a failed one as failed)
     finally:
-        logger.finish(exit_code)  # every job ends its W&B run (a failed one as failed)
+        ctx.close()
     log.info("results in %s", run_dir)
     return summary
 
@@ -110,12 +102,8 @@ def hold_run_dir(run_dir: Path) -> Any:
     return handle
 
 
-#: top-level settings that take whole numbers (True: null too), checked in every value of a sweep before Hydra
-#: composes the jobs (a bad value in a sweep's second job would otherwise fail deep inside Hydra)
-WHOLE_NUMBERS = {"seed": False, "n_archs": True, "threads": True}
-
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+#: ntkexp's own config (installed with the package; ``conf/`` in a checkout links here)
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def register_schemas(conf_dir: Path = CONF_DIR) -> None:
@@ -124,179 +112,15 @@ def register_schemas(conf_dir: Path = CONF_DIR) -> None:
     needed for a preset of several metrics or with settings; a plug-in's metric brings its own)."""
     from hydra.core.config_store import ConfigStore
 
+    import ntkexp.tasks  # noqa: F401 - each task registers its settings schema (task_schema/<name>)
     from ntkexp.config import register_configs
     from ntkexp.metrics import METRICS
-    import ntkexp.tasks  # noqa: F401 - each task registers its settings schema (task_schema/<name>)
 
     register_configs()
     store = ConfigStore.instance()
     for name in METRICS:  # ntkexp's own (a plug-in's YAML may lie anywhere on the search path: it brings its own)
         if METRICS.get(name).fn.__module__.startswith("ntkexp.") and not (conf_dir / "metric" / f"{name}.yaml").exists():
             store.store(group="metric", name=name, node={"names": [name]})
-
-
-def group_options(conf_dir: Path, group: str) -> list[str]:
-    """The options of config group ``group``: its YAML files (less the shared bases, ``_*``) and what the config
-    store holds for it (the generated single-metric options)."""
-    from hydra.core.config_store import ConfigStore
-
-    files = {p.stem for p in (conf_dir / group).glob("*.yaml") if not p.stem.startswith("_")}
-    try:
-        stored = {n.removesuffix(".yaml") for n in ConfigStore.instance().list(group)}
-    except (OSError, KeyError, ValueError):  # no such group in the store
-        stored = set()
-    return sorted(files | stored)
-
-
-def open_settings(args: list[str]) -> list[str]:
-    """``search_space.kwargs.<name>=...`` as ``++search_space.kwargs.<name>=...``: a space's settings are checked
-    against the space when it is built (one line listing the settings it has), so Hydra's own "not in struct" with a
-    '+' hint never comes first."""
-    return [f"++{a}" if a.startswith("search_space.kwargs.") and "=" in a else a for a in args]
-
-
-def _check_known_key(arg: str, key: str) -> None:
-    """A top-level setting, or a setting of a fixed-schema group (trainer.lr, ntk.batch_size, ...), that the schema
-    lacks: refused with the close known names (Hydra would suggest adding it with '+', which ntkexp then refuses)."""
-    import dataclasses
-    import difflib
-    import typing
-
-    from ntkexp.config import RunConfig
-
-    hints = typing.get_type_hints(RunConfig)
-    head, _, rest = key.partition(".")
-    if not rest:
-        known = [f.name for f in dataclasses.fields(RunConfig)]
-    elif head in hints and dataclasses.is_dataclass(hints[head]) and "." not in rest and \
-            head not in ("task", "metric", "search_space", "search_algo", "logger", "dataset"):  # open or per-option
-        known = [f.name for f in dataclasses.fields(hints[head])]
-        key = rest
-    else:
-        return
-    if key in known:
-        return
-    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
-    prefix = f"{head}." if rest else ""
-    hint = f"; did you mean {' or '.join(prefix + c for c in close)}?" if close else \
-        f"; the settings there: {', '.join(sorted(known))}"
-    raise ValueError(f"{arg}: ntkexp has no setting {prefix}{key}{hint}")
-
-
-def check_output_dirs(args: list[str]) -> None:
-    """``hydra.run.dir`` / ``hydra.sweep.dir`` on a place this process cannot write (a read-only file system, no
-    permission): one line before Hydra tries to create it (Hydra's own failure is a traceback)."""
-    for arg in args:
-        key, sep, value = arg.lstrip("+~").partition("=")
-        if key not in ("hydra.run.dir", "hydra.sweep.dir") or not sep or "${" in value:
-            continue
-        place = Path(value).expanduser().absolute()
-        while not place.exists() and place != place.parent:
-            place = place.parent
-        if place.is_dir() and not os.access(place, os.W_OK | os.X_OK):
-            raise ValueError(f"{arg}: cannot create the run folder there: {place} is not writable (a read-only file "
-                             "system or no permission); choose a folder you can write to")
-        if place.exists() and not place.is_dir():
-            raise ValueError(f"{arg}: {place} is a file, not a folder; choose another run folder")
-
-
-def check_group_overrides(args: list[str], conf_dir: Path) -> None:
-    """Refuse, with one line each, what Hydra would accept or fail on deep inside: a config-group override whose value
-    is not an option name (``metric=[1,2]``), a shared base (``search_space=_nds``), and a key added with ``+``/``++``
-    that the schema does not have (``+foo=1``; unknown keys are refused otherwise too)."""
-    for arg in args:
-        if arg.startswith("--"):
-            continue
-        key, sep, value = arg.lstrip("+~").partition("=")
-        if key in WHOLE_NUMBERS and sep:
-            for item in (v.strip() for v in value.split(",")):
-                if not (item.lstrip("-").isdigit() or (WHOLE_NUMBERS[key] and item == "null")):
-                    raise ValueError(f"{arg}: {item!r} is not a whole number ({key} takes whole numbers"
-                                     f"{' or null' if WHOLE_NUMBERS[key] else ''}; comma-separate several to sweep "
-                                     "with --multirun)")
-        # a space's settings, a metric's own: checked against the space or the metric's settings when they are built
-        settings = ".kwargs." in key or key.startswith("metric.settings.")
-        if arg.startswith("+") and not key.startswith("hydra") and not settings and not (conf_dir / key).is_dir():
-            raise ValueError(f"{arg}: ntkexp's config has no key {key!r} to add (every key is in the schema; "
-                             "override an existing one without '+')")
-        if key.startswith("task.") and sep:
-            _check_task_setting(key, args, conf_dir)
-        if sep and not arg.startswith("+") and not key.startswith("hydra") and not settings and \
-                not (conf_dir / key).is_dir():
-            _check_known_key(arg, key)
-        if key == "dataset.batch_size" and sep:  # one name for the training batch
-            raise ValueError(f"{arg}: the training batch is set with trainer.batch_size (dataset.batch_size is only "
-                             "the data set's default for it; the probe batch is ntk.batch_size)")
-        group = conf_dir / key
-        if not sep or not group.is_dir() or key == "hydra":
-            continue
-        options = group_options(conf_dir, key)
-        if value.strip().startswith(("[", "{")) or not value.strip():
-            raise ValueError(f"{key}={value}: a config group takes one option name (comma-separate several to "
-                             f"sweep with --multirun); options: {', '.join(options)}")
-        if any(v.strip().startswith("_") for v in value.split(",")):
-            raise ValueError(f"{key}={value}: names starting with '_' are shared bases of other options, not options; "
-                             f"options: {', '.join(options)}")
-
-
-def _chosen(args: list[str], group: str) -> list[str]:
-    """The options of config group ``group`` a command line picks (several in a sweep; empty: not on it)."""
-    for arg in reversed(args):
-        key, sep, value = arg.lstrip("+~").partition("=")
-        if key == group and sep:
-            return [v.strip() for v in value.split(",") if v.strip()]
-    return []
-
-
-def _tasks_of(args: list[str], conf_dir: Path) -> list[str]:
-    """The task(s) a command line runs: ``task=``, else the experiment's ``override /task``, else the default."""
-    import re
-
-    tasks = _chosen(args, "task")
-    if tasks:
-        return tasks
-
-    def experiment_task(name: str, depth: int = 0) -> str | None:  # its own override, else its base experiment's
-        path = conf_dir / "experiment" / f"{name}.yaml"
-        if depth > 8 or not path.exists():
-            return None
-        text = path.read_text()
-        found = re.search(r"override /task:\s*(\w+)", text)
-        if found:
-            return found.group(1)
-        for base in re.findall(r"^\s*-\s*(\w+)\s*$", text, re.M):
-            if base != "_self_" and (task := experiment_task(base, depth + 1)):
-                return task
-        return None
-
-    tasks = [t for t in (experiment_task(e) for e in _chosen(args, "experiment")) if t]
-    if tasks:
-        return tasks
-    found = re.search(r"^\s*-\s*task:\s*(\w+)", (conf_dir / "config.yaml").read_text(), re.M)
-    return [found.group(1)] if found else []
-
-
-def _check_task_setting(key: str, args: list[str], conf_dir: Path) -> None:
-    """Refuse, in one line, ``task.<setting>=...`` for a task that has no such setting (Hydra would refuse it in
-    several lines): a setting of another task does not apply."""
-    from ntkexp.tasks import TASKS
-
-    setting = key.split(".")[1]
-    for name in _tasks_of(args, conf_dir):
-        if name not in TASKS:
-            continue  # an unknown task is refused with the list of tasks
-        own = TASKS.get(name).settings()
-        if setting not in own:
-            others = [t for t in TASKS if setting in TASKS.get(t).settings()]
-            where = f"; it is a setting of task={' or '.join(others)}" if others else ""
-            raise ValueError(f"{key} does not apply to task={name} (its settings: {', '.join(own)}){where}")
-
-
-def _in_sweep() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 EARLIER_RESULTS = ("summary.json", "metrics.jsonl", "*.csv", "*.png")
@@ -315,128 +139,3 @@ def clear_earlier_results(run_dir: Path) -> list[str]:
     return removed
 
 
-def interrupted_note(cfg: DictConfig) -> str:
-    """What an interrupted run kept: the scores committed to the cache (each arch's row is whole or absent)."""
-    if not cfg.get("use_cache", True):
-        return "the cache was off (use_cache=false): nothing was kept"
-    import sqlite3
-
-    from ntkexp.store import CACHE_FILE
-
-    path = Path(cfg.paths.cache_dir) / CACHE_FILE
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0) as db:
-            rows = int(db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
-    except Exception:  # no cache yet, or one being written: say what is known
-        return f"no score was kept yet in {path}"
-    return (f"the score cache {path} holds {rows} scored arch(s); run the same command again to resume (archs "
-            "already scored are read back, not computed again)")
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's time limit, ``kill``), raised where the run is so that it unwinds as Ctrl-C does: the
-    scores kept are committed, the W&B run is finished (as failed), one line says how to resume."""
-
-
-def _terminate_like_ctrl_c() -> Any:
-    """Make SIGTERM raise :class:`Terminated` in this (main) thread; returns the handler it replaced (None when
-    signals cannot be set here, e.g. outside the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    return signal.signal(signal.SIGTERM, handler)
-
-
-FILE_ONLY = "ntkexp_file_only"
-
-
-class _NotOnConsole(logging.Filter):
-    """Drops the records marked file-only from a console handler (their line is printed on stderr instead)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(record, FILE_ONLY, False)
-
-
-def _console_skips_file_only() -> None:
-    for handler in logging.getLogger().handlers + log.handlers:
-        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler) and \
-                not any(isinstance(f, _NotOnConsole) for f in handler.filters):
-            handler.addFilter(_NotOnConsole())
-
-
-def run_cli(cfg: DictConfig) -> Any:
-    """``run`` for the command line. A single run: user errors become one line and exit status 2, a run in which
-    nothing scored one line and status 1, Ctrl-C one line and status 130. A sweep's job: any error is recorded in
-    the job's ``FAILED`` file and the sweep goes on."""
-    from omegaconf.errors import OmegaConfBaseException
-
-    from ntkexp.registry import UnknownNameError
-    from ntkexp.scoring import NothingScored
-
-    # one line each: bad input (exit 2), and a run that failed as a whole for the reason its message names (exit 1)
-    clean = (*USER_ERRORS, UnknownNameError, OmegaConfBaseException, NothingScored)
-    job_dir = Path(cfg.paths.output_dir)
-    (job_dir / FAILED).unlink(missing_ok=True)  # a job run again starts clean
-    clear_earlier_results(job_dir)
-    previous = _terminate_like_ctrl_c()
-    logging.raiseExceptions = False  # a full disk under the run folder: no '--- Logging error ---' per log line
-    _console_skips_file_only()
-    try:
-        return run(cfg)
-    except KeyboardInterrupt as err:
-        how = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
-        line = f"ntkexp: {how}; {interrupted_note(cfg)}"
-        log.error(line, extra={FILE_ONLY: True})  # in run.log; the terminal gets it once, on stderr
-        print(line, file=sys.stderr)
-        sys.exit(143 if isinstance(err, Terminated) else 130)  # the shell's statuses for SIGTERM and Ctrl-C
-    except Exception as err:
-        line = f"ntkexp: error: {err}" if isinstance(err, clean) else f"ntkexp: error: {type(err).__name__}: {err}"
-        log.error(line, extra={FILE_ONLY: not _in_sweep() and isinstance(err, clean)})
-        if not _in_sweep():
-            if not isinstance(err, clean):
-                raise
-            print(line, file=sys.stderr)
-            sys.exit(1 if isinstance(err, NothingScored) else 2)
-        import traceback
-
-        job_dir.mkdir(parents=True, exist_ok=True)
-        detail = "" if isinstance(err, clean) else "\n" + traceback.format_exc()
-        (job_dir / FAILED).write_text(line.removeprefix("ntkexp: error: ") + "\n" + detail)
-        return None
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-#: set once Hydra has composed the config and starts a run or sweep; Hydra's exit status 1 before that is a refused
-#: config (bad settings), which the command line reports as ntkexp's own bad settings are, with status 2
-COMPOSED = False
-
-
-class SweepFailures(Callback):
-    """Hydra callback: at the end of a sweep, list the jobs that failed (their ``FAILED`` files) and exit 1; and note
-    that composition succeeded (:data:`COMPOSED`)."""
-
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global COMPOSED
-        COMPOSED = True
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global COMPOSED
-        COMPOSED = True
-        for stale in Path(config.hydra.sweep.dir).glob(f"*/{FAILED}"):
-            stale.unlink(missing_ok=True)
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep = Path(config.hydra.sweep.dir)
-        failed = sorted(sweep.glob(f"*/{FAILED}"), key=lambda p: (len(p.parent.name), p.parent.name))
-        if not failed:
-            return
-        jobs = [p.parent for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")]
-        print(f"ntkexp: error: {len(failed)} of {len(jobs)} sweep jobs failed:", file=sys.stderr)
-        for path in failed:
-            print(f"  {path.parent}: {path.read_text().splitlines()[0]}", file=sys.stderr)
-        sys.exit(1)

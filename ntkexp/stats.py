@@ -7,9 +7,14 @@ import warnings
 from typing import Any
 
 import numpy as np
-from scipy import stats
-
 from ntkexp.metrics import oriented
+
+
+def _scipy_stats() -> Any:
+    """``scipy.stats``, imported on first use (it takes most of a second; ``ntkexp --help`` never needs it)."""
+    from scipy import stats
+
+    return stats
 
 
 def top_k_precision(score: np.ndarray, accuracy: np.ndarray, fraction: float) -> float:
@@ -30,8 +35,8 @@ def correlate(values: np.ndarray, accuracy: np.ndarray, direction: int, top_k: l
         out.update(kendall_tau=float("nan"), spearman_rho=float("nan"), kendall_p=float("nan"), spearman_p=float("nan"))
     else:
         ranked = _finite_ranks(score)
-        tau = stats.kendalltau(ranked, accuracy)
-        rho = stats.spearmanr(ranked, accuracy)
+        tau = _scipy_stats().kendalltau(ranked, accuracy)
+        rho = _scipy_stats().spearmanr(ranked, accuracy)
         out.update(kendall_tau=float(tau.statistic), kendall_p=float(tau.pvalue),
                    spearman_rho=float(rho.statistic), spearman_p=float(rho.pvalue))
     for frac in top_k:
@@ -55,8 +60,8 @@ def _finite_ranks(score: np.ndarray) -> np.ndarray:
     return np.where(score == -np.inf, lo - 1.0, np.where(score == np.inf, hi + 1.0, score))
 
 
-STATISTICS = {"kendall_tau": lambda a, b: stats.kendalltau(a, b).statistic,
-              "spearman_rho": lambda a, b: stats.spearmanr(a, b).statistic}
+STATISTICS = {"kendall_tau": lambda a, b: _scipy_stats().kendalltau(a, b).statistic,
+              "spearman_rho": lambda a, b: _scipy_stats().spearmanr(a, b).statistic}
 
 
 def bootstrap_interval(values: np.ndarray, accuracy: np.ndarray, direction: int, statistic: str = "kendall_tau",

@@ -30,11 +30,11 @@ from typing import Any, Iterator
 
 import lightning as L
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from ntkexp.benchmarks.groundtruth import read_table
 from ntkexp.data import ArrayDataModule, DataConfig
 from ntkexp.io import resolve_path
 from ntkexp.spaces import NASBench201
@@ -45,7 +45,7 @@ HEAVIEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor
 
 def median_arch() -> str:
     """The NB201 arch whose recorded CIFAR-10 epoch time is the median of the benchmark's 15,625."""
-    table = pd.read_parquet(resolve_path("pkg://nb201.parquet"))
+    table = read_table(resolve_path("pkg://nb201.npz"))
     seconds = table["cifar10_valid_epoch_seconds"]
     return str(table.loc[(seconds - seconds.median()).abs().idxmin(), "arch_str"])
 

@@ -92,7 +92,7 @@ import sys
 from pathlib import Path
 import pandas as pd
 from ntkexp.io import resolve_path
-archs = pd.read_parquet(resolve_path("pkg://nb201.parquet"))["arch_str"].tolist()
+archs = read_table(resolve_path("pkg://nb201.npz"))["arch_str"].tolist()
 out, size = Path(sys.argv[1]), int(sys.argv[2])
 out.mkdir(parents=True)
 for i in range(0, len(archs), size):

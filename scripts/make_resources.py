@@ -1,6 +1,6 @@
 """Build the data that ships inside the package (``ntkexp/resources/``) from the benchmark files it comes from.
 
-* ``nb201.parquet``: NAS-Bench-201 / NATS-Bench-TSS records of all 15,625 archs (one row per official index):
+* ``nb201.npz``: NAS-Bench-201 / NATS-Bench-TSS records of all 15,625 archs (one row per official index):
   the 200-epoch test accuracies (seed means), the 200-epoch CIFAR-10 validation accuracy, the 12-epoch validation
   accuracies and the training seconds per epoch the benchmark recorded (for simulated searches), and the size.
 * ``cifar10_probe.npz``: 1,000 real CIFAR-10 training images (the first 100 of each class, in the file's order)
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ntkexp.benchmarks.groundtruth import write_table
 from ntkexp.spaces.nasbench201 import NUM_ARCHS, string_of_index
 
 OUT = Path(__file__).resolve().parents[1] / "ntkexp" / "resources"
@@ -89,9 +90,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     table = build_nb201(args.shared)
-    table.to_parquet(args.out / "nb201.parquet", index=False, compression="zstd", compression_level=19)
+    write_table(table, args.out / "nb201.npz")  # one array per column: read with numpy alone
     np.savez_compressed(args.out / "cifar10_probe.npz", **build_probe(args.shared))
-    for name in ("nb201.parquet", "cifar10_probe.npz"):
+    for name in ("nb201.npz", "cifar10_probe.npz"):
         print(f"wrote {args.out / name} ({(args.out / name).stat().st_size / 1e6:.2f} MB)")
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import hypothesis
@@ -23,7 +26,7 @@ from ntkexp.spaces import SPACES
 from ntkexp.tasks.base import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "ntkexp" / "conf"
 SHARED = Path(os.environ.get("NTKEXP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 FIXTURES = ROOT / "tests" / "fixtures"
 #: the tests' own config options (the tiny digits benchmark) on Hydra's search path; pass it to run.py too
@@ -44,6 +47,11 @@ hypothesis.settings.load_profile("ntkexp")
 # no test reaches the internet: a missing data set or benchmark file is an error naming its URL (test_downloads
 # turns downloads on against its own local server)
 os.environ["NTKEXP_DOWNLOAD"] = "false"
+# the tests' data root and score cache are their own (empty, temporary), never the user's ~/.cache/ntkexp
+_PLACES = Path(tempfile.mkdtemp(prefix="ntkexp-tests-"))
+os.environ["NTKEXP_DATA_ROOT"] = str(_PLACES / "data")
+os.environ["NTKEXP_CACHE_DIR"] = str(_PLACES / "scores")
+atexit.register(shutil.rmtree, _PLACES, ignore_errors=True)
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 register_schemas()

@@ -18,7 +18,7 @@ from .conftest import ROOT, make_cfg
 
 #: ntkexp's modules from the bottom up; a module may import only from its own package or from one listed before it
 LAYERS = [
-    ["io", "registry", "resources"],
+    ["io", "registry", "resources", "extras", "places"],
     ["plotting", "tables", "store", "init", "ntk", "spaces", "loggers", "downloads"],
     ["data", "benchmarks"],
     ["metrics"],
@@ -28,6 +28,7 @@ LAYERS = [
     ["search"],
     ["tasks"],
     ["report", "main"],
+    ["cli"],
     ["studies"],
 ]
 

@@ -14,10 +14,12 @@ import pandas as pd
 import pytest
 
 from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
+from ntkexp.benchmarks.groundtruth import read_table
 from ntkexp.io import resolve_path
 from ntkexp.main import run
 
 from .conftest import DIGITS_TABLE, QUIET, TINY, cli, make_cfg, python
+
 
 def _cli(tmp_path: Path, *args: str, sweep: bool = False, env: dict[str, str] | None = None,
          timeout: int = 600) -> subprocess.CompletedProcess[str]:
@@ -90,7 +92,7 @@ def test_a_converted_table_is_converted_again_when_its_source_changes(tmp_path: 
 
 
 def test_an_incomplete_table_is_refused_unless_allowed(tmp_path: Path) -> None:
-    full = pd.read_parquet(resolve_path("pkg://nb201.parquet"))
+    full = read_table(resolve_path("pkg://nb201.npz"))
     half = tmp_path / "half.csv"
     full.head(7812).to_csv(half, index=False)
     cfg = BenchmarkConfig(table=str(half), expected_rows=15625)
@@ -151,13 +153,13 @@ def test_bad_values_end_in_one_line_naming_them(tmp_path: Path) -> None:
 
 def test_the_report_on_an_empty_directory_is_one_line(tmp_path: Path) -> None:
     proc = python("scripts/report.py", str(tmp_path), timeout=120)
-    assert proc.returncode == 1 and proc.stderr.strip().startswith("report: error: no job summaries")
+    assert proc.returncode == 1 and proc.stderr.strip().startswith("ntkexp-report: error: no job summaries")
     assert "Traceback" not in proc.stderr
 
 
 # --------------------------------------------------------------------------------------------- 6. arch selection
 def test_arch_selection_refuses_what_it_cannot_rank(tmp_path: Path) -> None:
-    table = pd.read_parquet(resolve_path("pkg://nb201.parquet"))
+    table = read_table(resolve_path("pkg://nb201.npz"))
     one, two = table["arch_str"].iloc[0], table["arch_str"].iloc[1]
     with pytest.raises(ValueError, match=r"archs=\[\] names no arch"):
         run(make_cfg(TINY + ["archs=[]"], tmp_path / "empty"))
@@ -216,8 +218,7 @@ def test_logger_mode_on_the_command_line_takes_effect(tmp_path: Path) -> None:
 def test_a_failed_run_is_not_a_success_in_wandb(tmp_path: Path) -> None:
     proc = _cli(tmp_path / "bad", "n_archs=0", env={"WANDB_MODE": "offline"})
     assert proc.returncode == 2
-    (bad,) = _wandb_runs(tmp_path / "bad" / "run")
-    assert "got exitcode: 2" in (bad / "logs" / "debug.log").read_text()  # W&B's record: the process's own status
+    assert _wandb_runs(tmp_path / "bad" / "run") == []  # a refused config leaves no (failed) dashboard run
     good = _cli(tmp_path / "good", "n_archs=2", "ntk.batch_size=8", env={"WANDB_MODE": "offline"})
     assert good.returncode == 0
     (ok,) = _wandb_runs(tmp_path / "good" / "run")
@@ -265,4 +266,12 @@ def test_the_dashboard_run_of_a_refused_input_ends_with_the_processs_status(tmp_
     monkeypatch.setattr(ntkexp.loggers, "build_logger", lambda cfg, run_dir, *a, **k: Recording(run_dir))
     with pytest.raises(ValueError):
         run(make_cfg(["n_archs=1", "logger=none"], tmp_path))
+    assert codes == []  # refused before anything was logged: no dashboard run was created
+
+    def refuse(summary: object) -> None:  # bad input found after the run has logged (its per-arch progress)
+        raise ValueError("refused late")
+
+    monkeypatch.setattr("ntkexp.tasks.correlate.print_table", refuse)
+    with pytest.raises(ValueError, match="refused late"):
+        run(make_cfg([*TINY, "n_archs=3", "logger=none"], tmp_path))
     assert codes == [2]

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-
 import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
+from ntkexp.cli import group_options
 from ntkexp.init import SCHEMES
 from ntkexp.metrics import COMBINATIONS, METRICS
 from ntkexp.ntk import BN_MODES
-
-from ntkexp.main import group_options
 
 from .conftest import CONF, DIGITS, cli, make_cfg
 

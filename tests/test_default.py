@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
+from ntkexp.benchmarks.groundtruth import read_table
 from ntkexp.io import resolve_path
 from ntkexp.spaces import NASBench201
 from ntkexp.tasks.correlate import scatter_figure
@@ -40,7 +41,7 @@ def test_the_default_config_is_the_real_benchmark() -> None:
 
 
 def test_the_shipped_nb201_table_holds_the_whole_benchmark() -> None:
-    gt = load_ground_truth(BenchmarkConfig(table="pkg://nb201.parquet"))
+    gt = load_ground_truth(BenchmarkConfig(table="pkg://nb201.npz"))
     frame = gt.frame
     assert len(frame) == 15_625 and list(frame["arch_index"]) == list(range(15_625))
     space = NASBench201()
@@ -52,14 +53,14 @@ def test_the_shipped_nb201_table_holds_the_whole_benchmark() -> None:
     assert frame["cifar10_valid"].max() == pytest.approx(91.607, abs=1e-3)
     assert frame["cifar10_valid_12ep"].max() < 90 < frame["cifar10_valid"].max()  # 12 epochs is not final
     assert frame.drop(columns=["arch_str"]).notna().all().all()
-    assert resolve_path("pkg://nb201.parquet").stat().st_size < 2e6
+    assert resolve_path("pkg://nb201.npz").stat().st_size < 2e6
 
 
 def test_the_shipped_table_equals_its_sources() -> None:
     """Independent check against the benchmark files it was made from (when they are on this machine)."""
     source = pd.read_csv(shared("nb201_nats_tss_200ep/nats_bench.csv"))
     per_seed = pd.read_csv(shared("nb201_nats_tss_per_seed/nb201_per_seed_valid_oritest_time.csv"))
-    table = pd.read_parquet(resolve_path("pkg://nb201.parquet"))
+    table = read_table(resolve_path("pkg://nb201.npz"))
     assert list(table["arch_str"]) == list(source["ArchitectureString"])
     assert np.array_equal(table["cifar10"], source["CIFAR10TestAccuracy200Epochs"])
     assert np.array_equal(table["ImageNet16-120"], source["ImageNetTestAccuracy200Epochs"])

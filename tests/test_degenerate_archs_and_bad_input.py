@@ -17,13 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf.errors import OmegaConfBaseException
 
+from ntkexp.benchmarks.groundtruth import read_table
 from ntkexp.data import MissingFileError
 from ntkexp.metrics import METRICS, MetricContext, compute_metrics
 from ntkexp.ntk import NTKConfig, empirical_ntk
 from ntkexp.ntk import engine as engine_module
 from ntkexp.registry import UnknownNameError
-from ntkexp.spaces import NASBench201
 from ntkexp.scoring import RunContext, choose_archs
+from ntkexp.spaces import NASBench201
 
 from .conftest import DIGITS_TABLE, QUIET, ROOT, TINY, cli, cli_started, make_cfg
 
@@ -136,7 +137,7 @@ VALUES = st.one_of(st.integers(-3, 100), st.sampled_from(["", "x", "null", "[]",
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(OVERRIDE_KEYS), VALUES), min_size=1, max_size=3))
 def test_fuzzed_overrides_are_accepted_or_refused_cleanly(tmp_path: Path, overrides: list[tuple[str, object]]) -> None:
-    from ntkexp.main import check_group_overrides
+    from ntkexp.cli import check_group_overrides
 
     from .conftest import CONF
 
@@ -266,12 +267,11 @@ def test_archs_without_a_path_from_input_to_output_are_flagged_by_every_metric(t
     """The structural check agrees with the benchmark: exactly its 341 archs at chance accuracy (10 %) have no path
     from input to output. Such an arch gets NaN (undefined: ranks worst) and the flag no_input_path from every
     metric, ntk_mse, S_G and S_E included (which once ranked them first), and a live arch does not."""
-    import pandas as pd
 
     from ntkexp.metrics import expand
     from ntkexp.scoring import ArchScorer
 
-    table = pd.read_parquet(ROOT / "ntkexp" / "resources" / "nb201.parquet")
+    table = read_table(ROOT / "ntkexp" / "resources" / "nb201.npz")
     space = NASBench201()
     dead = table["arch_str"].map(lambda a: not space.has_input_path(a))
     assert dead.sum() == 341 and set(table.loc[dead, "cifar10"].round(1)) == {10.0}
@@ -351,9 +351,9 @@ def test_a_metrics_flags_do_not_depend_on_which_metric_computed_the_shared_work_
 @pytest.mark.parametrize("task", ["correlate", "kernel_evolution"])
 def test_a_bad_top_k_is_refused_before_any_arch_is_scored(tmp_path: Path, task: str) -> None:
     """task.top_k is checked when the task starts, not after every arch was scored (or trained) for nothing."""
-    from ntkexp.main import run
-
     import sqlite3
+
+    from ntkexp.main import run
 
     own = ["task.select=sample", "task.track_epochs=[0]"] if task == "kernel_evolution" else []
     cfg = make_cfg([*TINY, "n_archs=3", f"task={task}", "task.top_k=[1.5]", *own], tmp_path)
@@ -397,7 +397,7 @@ def test_run_cli_turns_off_logging_tracebacks_for_a_full_disk(tmp_path: Path, mo
     line: run_cli turns logging's error reports off for the run."""
     import logging
 
-    from ntkexp.main import run_cli
+    from ntkexp.cli import run_cli
 
     monkeypatch.setattr(logging, "raiseExceptions", True)
     cfg = make_cfg(["n_archs=1", "logger=none"], tmp_path)

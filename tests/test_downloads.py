@@ -236,14 +236,14 @@ def test_the_design_cards_command_downloads_the_nds_data_and_correlates(tmp_path
     assert proc.returncode == 0 and server.count("data.zip") == 1, proc.stderr[-2000:]
 
     status = python("-m", "ntkexp.data", "--data-root", str(tmp_path / "data"), "status", timeout=60)
-    lines = {line.split()[0]: line for line in status.stdout.splitlines()[1:]}
+    lines = {line.split()[0]: line for line in status.stdout.splitlines()[2:]}
     assert status.returncode == 0 and "present" in lines["nds"] and str(tmp_path / "data" / "nds") in lines["nds"]
 
 
 def test_status_on_a_fresh_clone_lists_what_ships_and_what_is_missing(tmp_path: Path) -> None:
     proc = python("-m", "ntkexp.data", "--data-root", str(tmp_path), "status", timeout=60)
     assert proc.returncode == 0, proc.stderr
-    lines = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:]}
+    lines = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[2:]}
     assert set(lines) == set(RESOURCES)
     for shipped in ("nb201", "cifar10_probe"):
         assert lines[shipped][2] == "present" and "ships" in lines[shipped]

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from ntkexp.benchmarks.groundtruth import read_table
 from ntkexp.main import run
 from ntkexp.scoring import ArchScorer, RunContext
 from ntkexp.search.prune import dense_ranks, prune_supernet
@@ -147,7 +148,7 @@ def test_the_pruning_task_ends_with_a_benchmark_arch(tmp_path: Path) -> None:
     # TE-NAS: 'none' removed first, so 4 ops and 3 rounds (24 + 18 + 12 candidates); 'none' never kept
     assert len(frame) == 54 and frame["pruned"].sum() == 18 and "none" not in set(frame["op"])
     assert frame.groupby("round")["pruned"].sum().tolist() == [6, 6, 6] and "none" not in arch
-    gt = pd.read_parquet(Path(__file__).resolve().parents[1] / "ntkexp" / "resources" / "nb201.parquet")
+    gt = read_table(Path(__file__).resolve().parents[1] / "ntkexp" / "resources" / "nb201.npz")
     row = gt.set_index("arch_str").loc[arch]
     assert summary["found"]["accuracy"]["cifar10"] == pytest.approx(float(row["cifar10"]))
     assert summary["driving_metrics"] == ["cond", "linear_regions"] and summary["repeats"] == 2

@@ -18,7 +18,6 @@ import pytest
 from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
 from ntkexp.data import load_arrays
 from ntkexp.io import StorageError, write_json
-
 from ntkexp.spaces.base import InvalidArchError
 from ntkexp.spaces.nds import parse_genotype
 from ntkexp.store import ScoreStore
@@ -59,7 +58,7 @@ def test_a_cache_that_cannot_be_opened_is_not_called_corrupt_but_a_damaged_one_i
 
 def test_a_full_disk_while_scoring_ends_the_run_in_one_line_with_the_cache_intact(tmp_path: Path,
                                                                                  monkeypatch, capsys) -> None:
-    from ntkexp.main import run_cli
+    from ntkexp.cli import run_cli
 
     cfg = make_cfg([*TINY, "n_archs=4", "metric=fnorm"], tmp_path)
     real_put = ScoreStore.put
@@ -173,7 +172,7 @@ def test_sigterm_unwinds_like_ctrl_c_and_finishes_the_wandb_run(tmp_path: Path) 
 
 def test_a_full_disk_inside_an_archs_scoring_ends_the_run_instead_of_flagging_every_arch(tmp_path: Path, monkeypatch,
                                                                                       capsys) -> None:
-    from ntkexp.main import run_cli
+    from ntkexp.cli import run_cli
 
     def full(*args: object, **kwargs: object) -> None:  # e.g. a training checkpoint written inside the computation
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "ckpt.pt"))
@@ -188,7 +187,7 @@ def test_a_full_disk_inside_an_archs_scoring_ends_the_run_instead_of_flagging_ev
 
 def test_a_read_only_place_for_the_run_directory_is_one_line_naming_it(tmp_path: Path, monkeypatch, capsys) -> None:
     """(This machine runs tests as root, so the read-only file system is simulated where the directory is made.)"""
-    from ntkexp.main import run_cli
+    from ntkexp.cli import run_cli
 
     cfg = make_cfg([*TINY], tmp_path)
     run_dir = Path(cfg.paths.output_dir)
@@ -280,7 +279,7 @@ def test_a_read_only_cache_folder_is_named_as_the_score_cache(tmp_path: Path, mo
 def test_a_run_folder_on_a_place_that_cannot_be_written_is_one_line(tmp_path: Path, monkeypatch) -> None:
     """hydra.run.dir on a read-only place ended in Hydra's OSError traceback: refused in one line first (the machine
     runs as root, so the read-only place is simulated)."""
-    from ntkexp.main import check_output_dirs
+    from ntkexp.cli import check_output_dirs
 
     readonly = tmp_path / "ro"
     readonly.mkdir()

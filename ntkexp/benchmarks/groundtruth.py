@@ -23,7 +23,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -169,8 +169,26 @@ class DamagedTableError(ValueError):
         self.damage = damage
 
 
+def _npz_frame(path: Path) -> pd.DataFrame:
+    """A table stored as one array per column (``np.savez_compressed``: numbers at their dtype, text as unicode),
+    read with numpy alone; column order is the file's."""
+    with np.load(path, allow_pickle=False) as arrays:
+        return pd.DataFrame({name: (arrays[name].astype(object) if arrays[name].dtype.kind == "U" else arrays[name])
+                             for name in arrays.files})
+
+
+def _npz_write(frame: pd.DataFrame, out: Any) -> None:
+    np.savez_compressed(out, **{str(c): (frame[c].astype(str).to_numpy(dtype=str) if not
+                                         pd.api.types.is_numeric_dtype(frame[c]) else frame[c].to_numpy())
+                                for c in frame.columns})
+
+
 def read_table(path: Path) -> pd.DataFrame:
+    """A ground-truth table by its suffix: ``.npz`` (the shipped one; numpy only), ``.parquet`` (needs pyarrow, the
+    ``benchmarks`` extra) or CSV."""
     try:
+        if path.suffix == ".npz":
+            return _npz_frame(path)
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
         frame = pd.read_csv(path)
@@ -179,6 +197,9 @@ def read_table(path: Path) -> pd.DataFrame:
                         "cut inside it; that row is left out", path, len(frame), frame.iloc[-1, 0])
             frame = frame.iloc[:-1]
         return frame
+    except ImportError as err:  # no parquet engine: a missing extra, not a damaged table
+        raise ValueError(f"ground-truth table {path}: reading parquet needs pyarrow, which is not installed "
+                         f"({err}); pip install 'ntkexp[benchmarks]', or convert the table to .npz or .csv") from None
     except Exception as err:  # pandas/pyarrow raise many types for damaged files
         storage = storage_error(err, path, "read")
         if storage is not None:  # a forbidden path is not a damaged table
@@ -224,7 +245,9 @@ def _ends_in_newline(path: Path) -> bool:
 
 def convert_nats_tss(source: Path, out: Path) -> pd.DataFrame:
     """Extract the final 200-epoch test accuracies from a NATS-Bench TSS directory (fast mode) into ``out``."""
-    import nats_bench
+    from ntkexp.extras import require
+
+    nats_bench = require("nats_bench", "converting NATS-Bench files (source_format=nats_tss)")
 
     api = nats_bench.create(str(source), "tss", fast_mode=True, verbose=False)
     rows = []
@@ -245,7 +268,10 @@ def convert_nats_tss(source: Path, out: Path) -> pd.DataFrame:
 def convert_nb201_pth(source: Path, out: Path) -> pd.DataFrame:
     """Extract the final 200-epoch test accuracies from ``NAS-Bench-201-v1_*.pth`` (nas_201_api) into ``out``."""
     import torch
-    from nas_201_api import NASBench201API
+    from ntkexp.extras import require
+
+    api_module = require("nas_201_api", "converting the NAS-Bench-201 .pth file (source_format=nb201_pth)")
+    NASBench201API = api_module.NASBench201API
 
     original = torch.load
 
@@ -271,9 +297,12 @@ def convert_nb201_pth(source: Path, out: Path) -> pd.DataFrame:
 
 
 def write_table(frame: pd.DataFrame, out: Path) -> None:
-    """``frame`` as the compact table ``out`` (parquet or CSV by its suffix), all or nothing."""
+    """``frame`` as the compact table ``out`` (npz, parquet or CSV by its suffix), all or nothing."""
     with atomic_write(out) as tmp:
-        if out.suffix == ".parquet":
+        if out.suffix == ".npz":
+            with open(tmp, "wb") as fh:  # savez would add ".npz" to a path without it
+                _npz_write(frame, fh)
+        elif out.suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)

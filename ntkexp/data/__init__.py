@@ -1,12 +1,17 @@
-"""Data sets as arrays in memory and Lightning DataModules over them."""
+"""Data sets as arrays in memory and Lightning DataModules over them (Lightning is imported only when one is used)."""
 
-from ntkexp.data.datamodule import (
-    ArrayDataModule,
-    DataConfig,
-    ProbeOnlyDataError,
-    require_training_set,
-)
+from typing import Any
+
+from ntkexp.data.config import DataConfig, ProbeOnlyDataError, require_training_set
 from ntkexp.data.sources import DATASET_KINDS, DataSplit, MissingFileError, load_arrays
 
 __all__ = ["ArrayDataModule", "DATASET_KINDS", "DataConfig", "DataSplit", "MissingFileError", "ProbeOnlyDataError",
            "load_arrays", "require_training_set"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ArrayDataModule":
+        from ntkexp.data.datamodule import ArrayDataModule
+
+        return ArrayDataModule
+    raise AttributeError(f"module 'ntkexp.data' has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """``python -m ntkexp.data status``: every data set and benchmark ntkexp knows, whether it is present, where, its
 size and how it is got; ``python -m ntkexp.data fetch <name> ...``: download resources now (see
-:mod:`ntkexp.downloads`). The data root is ``--data-root``, else ``$NTKEXP_DATA_ROOT``, else ``./data`` (the
-default of ``paths.data_root``)."""
+:mod:`ntkexp.downloads`). The data root is ``--data-root``, else ``$NTKEXP_DATA_ROOT``, else the user cache folder's
+``ntkexp/data`` (the default of ``paths.data_root``, :mod:`ntkexp.places`)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,26 @@ import logging
 import os
 import sys
 
-from ntkexp.downloads import RESOURCES, DownloadError, DownloadSettings, ensure, human_bytes, status
+from ntkexp.downloads import (
+    RESOURCES,
+    DownloadError,
+    DownloadSettings,
+    ensure,
+    human_bytes,
+    status,
+)
+from ntkexp.places import user_place
 
 
 def _default_root() -> str:
-    return os.environ.get("NTKEXP_DATA_ROOT", os.path.join(os.environ.get("NTKEXP_ROOT", "."), "data"))
+    return user_place("data")
 
 
 def main(argv: list[str] | None = None) -> int:
     description = ("python -m ntkexp.data status: every data set and benchmark ntkexp knows, present or not, where, "
                    "its size and how it is got. python -m ntkexp.data fetch NAME ...: download them now. The data "
-                   "root is --data-root, else $NTKEXP_DATA_ROOT, else ./data (the default of paths.data_root).")
+                   "root is --data-root, else $NTKEXP_DATA_ROOT, else the user cache folder's ntkexp/data (the default of "
+                   "paths.data_root).")
     parser = argparse.ArgumentParser(prog="python -m ntkexp.data", description=description)
     parser.add_argument("--data-root", default=_default_root(), help="where data sets and benchmark files live")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -32,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "status":
         print(f"data root: {os.path.abspath(args.data_root)}")
+        print(f"score cache: {os.path.abspath(user_place('cache'))} (paths.cache_dir, $NTKEXP_CACHE_DIR)")
         rows = status(args.data_root)
         width = max(len(r["name"]) for r in rows)
         for r in rows:
@@ -52,9 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console command ``ntkexp-data`` (``python -m ntkexp.data``)."""
     try:
         sys.exit(main())
     except BrokenPipeError:  # `... status | head`: the reader stopped listening, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
+
+
+if __name__ == "__main__":
+    cli()

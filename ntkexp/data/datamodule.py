@@ -8,7 +8,6 @@ path instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import lightning as L
@@ -17,49 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
+from ntkexp.data.config import DataConfig, ProbeOnlyDataError, require_training_set  # noqa: F401 (re-exported)
 from ntkexp.data.sources import DataSplit, load_arrays
 from ntkexp.downloads import DownloadSettings
-
-
-@dataclass
-class DataConfig:
-    """Config group ``dataset``. ``benchmark_key`` names this data set's column in a ground-truth table;
-    ``probe_only`` marks a set of probe images too small to train on (training refuses it)."""
-
-    name: str = "cifar10_probe"
-    label: str = ""  # the data set in words (outputs fall back to the name)
-    kind: str = "npz"
-    root: str = "."
-    path: str | None = "pkg://cifar10_probe.npz"
-    keys: dict[str, str] = field(default_factory=dict)
-    num_classes: int = 10
-    in_channels: int = 3
-    resolution: int = 32
-    mean: list[float] = field(default_factory=lambda: [0.4914, 0.4822, 0.4465])
-    std: list[float] = field(default_factory=lambda: [0.2470, 0.2435, 0.2616])
-    benchmark_key: str = "cifar10"
-    probe_only: bool = False
-    augment: bool = True
-    crop_padding: int = 4
-    flip: bool = True
-    batch_size: int = 256
-    loader: str = "tensor"  # tensor | dataloader
-    train_subset: int | None = None  # keep only the first n training images (tests, quick runs)
-    verify: bool = True  # check CIFAR files against their published MD5s when first read (false: a deliberate subset)
-
-
-class ProbeOnlyDataError(ValueError):
-    """Training was asked for on a data set that holds probe images only."""
-
-
-def require_training_set(cfg: DataConfig, what: str = "training") -> None:
-    """Refuse ``what`` on a probe-only data set, in one line that says how to get a training set."""
-    if cfg.probe_only:
-        raise ProbeOnlyDataError(
-            f"{what} needs a training set, but dataset={cfg.name} holds only the probe images that ship with ntkexp. "
-            "Get the python CIFAR-10 release (cifar-10-batches-py from https://www.cs.toronto.edu/~kriz/) into "
-            "paths.data_root and add dataset=cifar10, or train on a partial set explicitly with dataset=cifar10_npz "
-            "dataset.path=<images.npz> (e.g. ../shared/data/cifar10_partial/cifar10_partial.npz; say so when quoting)")
 
 
 def _to_float(split: DataSplit, mean: list[float], std: list[float]) -> tuple[torch.Tensor, torch.Tensor]:

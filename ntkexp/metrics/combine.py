@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
-from scipy.stats import rankdata
 
 from ntkexp.metrics.base import METRICS, Metric, oriented
 from ntkexp.registry import PLUGIN_HINT, Registry
@@ -56,6 +55,8 @@ def direction_of(name: str) -> int:
 
 def ranks(values: np.ndarray, direction: int, ties: str = "average") -> np.ndarray:
     """1 = worst ... n = best, after orienting by ``direction``; undefined values rank worst."""
+    from scipy.stats import rankdata  # scipy.stats takes most of a second to import: loaded when ranking
+
     return rankdata(oriented(values, direction), method=ties)
 
 

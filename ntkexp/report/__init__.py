@@ -3,10 +3,9 @@ report (mean, std and n over seeds, grouped by everything else the jobs were ove
 a module here registering its ``rows`` and ``section`` with :func:`register_section` (this is their list); a task
 without one is left out of the report.
 
-    python scripts/report.py outputs/correlate/multirun/2026-11-24/10-00-00
+    ntkexp-report outputs/correlate/multirun/2026-11-24/10-00-00
 """
 
-from ntkexp.report.base import SECTIONS, ReportSection, collect, register_section, write_report
 from ntkexp.report import (  # noqa: E402,F401  (registration)
     correlate,
     kernel_evolution,
@@ -14,6 +13,13 @@ from ntkexp.report import (  # noqa: E402,F401  (registration)
     score,
     search,
     simulated_search,
+)
+from ntkexp.report.base import (
+    SECTIONS,
+    ReportSection,
+    collect,
+    register_section,
+    write_report,
 )
 
 __all__ = ["SECTIONS", "ReportSection", "collect", "register_section", "write_report"]

@@ -44,7 +44,7 @@ def correlate_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
     ax.set_ylabel("Kendall tau")
     ax.axhline(0, color="grey", lw=0.5)
     ax.legend(fontsize=6)
-    ax.set_title("Kendall tau of each score with final accuracy, mean and std over seeds", fontsize=9)
+    ax.set_title("Kendall tau of each score with final accuracy,\nmean and std over seeds", fontsize=9)
     parts += [f"![Kendall tau]({save_figure(fig, out_dir / 'correlate_kendall.png').name})", ""]
     box = frame.pivot_table(index=["group", "seed"], columns="metric", values="kendall_tau")
     if box.index.get_level_values("seed").nunique() > 1:

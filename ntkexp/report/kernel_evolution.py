@@ -28,7 +28,8 @@ def evolution_section(frame: pd.DataFrame, out_dir: Path) -> list[str]:
     ax.set_xlabel("epoch t")
     ax.set_ylabel("Kendall tau")
     ax.legend(fontsize=6)
-    ax.set_title("Kendall tau of each metric after t epochs of training", fontsize=9)
+    ax.set_title("Kendall tau of each metric\nafter t epochs of training", fontsize=9)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     path = save_figure(fig, out_dir / "kernel_evolution_tau.png")
     return ["## Kendall tau after t epochs of training (mean, std and n over seeds)", "", markdown(table), "",
             f"![tau vs epoch]({path.name})", ""]

@@ -8,9 +8,10 @@ and the metric selection. Tasks, the scorer and search read from it.
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -18,13 +19,16 @@ from omegaconf import DictConfig, OmegaConf
 from ntkexp.benchmarks import GroundTruth, load_ground_truth
 from ntkexp.downloads import DownloadSettings, fetcher
 from ntkexp.config import RunConfig
-from ntkexp.data import ArrayDataModule, DataConfig
+from ntkexp.data import DataConfig
 from ntkexp.init import InitConfig
 from ntkexp.metrics import MetricSelection, expand
 from ntkexp.ntk import NTKConfig
 from ntkexp.spaces import SPACES, SearchSpace
 from ntkexp.store import CACHE_FILE, ScoreStore
 from ntkexp.train import TrainConfig
+
+if TYPE_CHECKING:  # Lightning's: loaded only when used
+    from ntkexp.data.datamodule import ArrayDataModule
 
 
 def resolve_device(name: str) -> torch.device:
@@ -94,10 +98,11 @@ class RunContext:
     def build(cls, cfg: RunConfig | DictConfig, need_ground_truth: bool = True) -> "RunContext":
         resolved = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else asdict(cfg)
         config = to_run_config(cfg)
-        if config.threads is not None:
-            if config.threads < 1:
-                raise ValueError(f"threads={config.threads} must be a positive number of CPU threads (or null)")
-            torch.set_num_threads(config.threads)
+        if config.threads is not None and config.threads < 1:
+            raise ValueError(f"threads={config.threads} must be a positive number of CPU threads (or null)")
+        threads = config.threads or auto_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
         if not 0 <= config.seed < 2**63:
             raise ValueError(f"seed={config.seed} must be between 0 and 2**63 - 1 = {2**63 - 1}")
         if config.target not in ("test", "valid"):
@@ -124,6 +129,8 @@ class RunContext:
             ground_truth.require(column, hint)
             ground_truth.validate_archs(space.validate)
         device = resolve_device(config.device)
+        from ntkexp.data.datamodule import ArrayDataModule  # Lightning: loaded when a run builds its data
+
         data = ArrayDataModule(data_cfg, seed=config.seed, device=device, epoch_images=config.trainer.epoch_images,
                                epoch_steps=config.trainer.epoch_steps, download=download)
         store_path = Path(config.paths.cache_dir) / CACHE_FILE if config.use_cache else None
@@ -153,6 +160,27 @@ class RunContext:
 
     def close(self) -> None:
         self.store.close()
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity: a cluster job's share, not the whole node)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def auto_threads() -> int | None:
+    """``threads=null``: the usable cores divided among the jobs a Hydra launcher runs at once (joblib's
+    ``hydra.launcher.n_jobs``; -1 is one job per core), at least one; None (torch's own default) where
+    ``$OMP_NUM_THREADS`` is set, which says what the user wants."""
+    if os.environ.get("OMP_NUM_THREADS", "").strip():
+        return None
+    cores, jobs = usable_cores(), 1
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        n_jobs = (HydraConfig.get().launcher or {}).get("n_jobs")
+        if n_jobs:
+            jobs = cores if int(n_jobs) < 0 else int(n_jobs)
+    return max(1, cores // jobs)
 
 
 def device_name(device: torch.device) -> str:

@@ -13,7 +13,7 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,9 @@ from ntkexp.metrics import (InputRequest, MetricContext, MetricSelection, combin
 from ntkexp.scoring.context import RunContext
 from ntkexp.scoring.keys import cache_key, dataset_conventions, fingerprint, training_conventions
 from ntkexp.scoring.progress import Progress
-from ntkexp.train import KernelTracker, train_for
+
+if TYPE_CHECKING:  # Lightning's: loaded only when used
+    from ntkexp.train.tracking import KernelTracker
 
 log = logging.getLogger("ntkexp")
 T = TypeVar("T")
@@ -186,6 +188,8 @@ class ArchScorer:
 
     def tracker(self, arch: str, epochs: list[int], theta0: torch.Tensor | None = None) -> KernelTracker:
         """A tracker measuring the selection on ``arch``'s network as it trains, through :meth:`metric_context`."""
+        from ntkexp.train import KernelTracker
+
         return KernelTracker(lambda model: self.metric_context(model, arch, trained=True),
                              list(self.selection.metrics), epochs, theta0=theta0,
                              steps_per_epoch=self.ctx.data.steps_per_epoch, batch_size=self.ctx.dataset.batch_size,
@@ -324,6 +328,8 @@ class ArchScorer:
         """Train ``model`` through the tracker's epochs (resuming from kept states), keeping the steps' curve."""
         curve: list[dict[str, Any]] = []
         try:
+            from ntkexp.train import train_for
+
             train_for(model, self.ctx.data, self.ctx.train, tracker, self.checkpoint_dir(arch), curve)
         finally:
             self.curves += [{"arch": arch, **row} for row in curve]
@@ -345,14 +351,17 @@ class ArchScorer:
         return result, seconds, error
 
 
-def score_archs(ctx: RunContext, scorer: ArchScorer, archs: list[str], with_accuracy: bool = True) -> pd.DataFrame:
+def score_archs(ctx: RunContext, scorer: ArchScorer, archs: list[str], with_accuracy: bool = True,
+                on_arch: Callable[[dict[str, Any]], None] | None = None) -> pd.DataFrame:
     """One row per arch (every score of the selection, combinations formed over the set), with its accuracy (unless
-    ``with_accuracy`` is False: no ground truth)."""
+    ``with_accuracy`` is False: no ground truth); ``on_arch`` is handed each arch's row as it is scored."""
     rows = []
     with Progress(len(archs), "scoring", ctx.config.task.progress) as bar:
         for arch in archs:
             record = scorer.score(arch)
             rows.append(record.row())
+            if on_arch is not None:
+                on_arch(rows[-1])
             bar.step(cached=record.cached)
     frame = pd.DataFrame(rows)
     if with_accuracy:

@@ -111,12 +111,10 @@ def _bohb_kde(ctx: SearchContext) -> str:
     told is 100 - accuracy for the clock (NB201's BOHB.py), minus the oriented score for any other guide. hpbandster
     draws from numpy's global generator: it is seeded from the search's and restored afterwards, so a run is
     repeatable and leaves no trace."""
-    try:
-        import ConfigSpace as CS
-        from hpbandster.optimizers.config_generators.bohb import BOHB as KDEGenerator
-    except ImportError as err:  # pragma: no cover - a dependency
-        raise ValueError(f"search_algo.bohb_model=kde needs hpbandster ({err}); pip install hpbandster, or use "
-                         f"search_algo.bohb_model=tpe") from None
+    from ntkexp.extras import require
+
+    CS = require("ConfigSpace", "search_algo=bohb (bohb_model=kde)")
+    KDEGenerator = require("hpbandster.optimizers.config_generators.bohb", "search_algo=bohb (bohb_model=kde)").BOHB
     import logging
 
     cfg = ctx.cfg
@@ -166,7 +164,9 @@ class _Job:
 
 
 def _bohb_tpe(ctx: SearchContext) -> str:
-    import optuna
+    from ntkexp.extras import require
+
+    optuna = require("optuna", "search_algo=bohb with bohb_model=tpe")
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     names = [f"d{i}" for i in range(len(ctx.space.choices()))]

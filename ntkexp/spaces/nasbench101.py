@@ -93,7 +93,9 @@ def padded(arch: str) -> tuple[np.ndarray, list[str]]:
 
 
 def module_hash(arch: str) -> str:
-    from nasbench_pytorch.model import graph_util
+    from ntkexp.extras import require
+
+    graph_util = require("nasbench_pytorch.model.graph_util", "search_space=nasbench101")
 
     matrix, ops = parse(arch)
     labels = [-1] + [OPS.index(op) for op in ops[1:-1]] + [-2]
@@ -164,6 +166,9 @@ class NASBench101(SearchSpace):
         return canonical(matrix, ops)
 
     def build(self, arch: str, num_classes: int, in_channels: int = 3) -> nn.Module:
+        from ntkexp.extras import require
+
+        require("nasbench_pytorch", "search_space=nasbench101")
         from nasbench_pytorch.model import Network
         from nasbench_pytorch.model.model import Placeholder
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import platform
 import sys
 from dataclasses import dataclass
@@ -91,10 +92,53 @@ class RunOutput:
             common["ground_truth"] = self.ctx.ground_truth.provenance()
         own = scorer.conventions if scorer is not None else {}
         summary = {"task": task, **payload, **common, "conventions": {**own, **(conventions or {})},
-                   "device": str(self.ctx.device), "versions": versions(), "config": self.ctx.resolved}
+                   "device": str(self.ctx.device), "cpu_threads": torch.get_num_threads(),
+                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""), "versions": versions(),
+                   "config": self.ctx.resolved}
         write_json(self.run_dir / "summary.json", summary)
         self.logger.log_summary(dashboard)
         return summary
+
+
+class DashboardProgress:
+    """Per-arch progress on the dashboard while a long task runs (so a run of hours shows something from its first
+    arch): the archs done, each arch's seconds and values, and, every ``every`` archs and at the last, the running
+    Kendall tau of each series against the benchmark accuracy over the archs done so far. ``series``: the name of
+    each value logged -> the metric whose direction orients it."""
+
+    def __init__(self, out: RunOutput, series: dict[str, str], total: int, every: int | None = None) -> None:
+        from ntkexp.metrics import direction_of
+
+        self.out, self.total = out, total
+        self.directions = {name: direction_of(metric) for name, metric in series.items()}
+        self.every = every or max(1, total // 50)
+        self.values: dict[str, list[float]] = {name: [] for name in series}
+        self.accuracy: list[float] = []
+        self.ground_truth = out.ctx.ground_truth
+
+    def arch_done(self, arch: str, values: dict[str, float], seconds: float, cached: bool) -> None:
+        from ntkexp.metrics import oriented
+        from ntkexp.stats import STATISTICS
+
+        done = len(self.accuracy) + 1
+        acc = (float(self.ground_truth.accuracy([arch], self.out.ctx.accuracy_key)[0])
+               if self.ground_truth is not None else math.nan)
+        self.accuracy.append(acc)
+        metrics: dict[str, Any] = {"progress/archs_done": done, "progress/fraction": done / max(self.total, 1),
+                                   "progress/arch_seconds": float(seconds), "progress/cached": int(cached)}
+        for name in self.values:
+            value = float(values.get(name, math.nan))
+            self.values[name].append(value)
+            metrics[f"arch/{name}"] = value
+        if done >= 3 and (done % self.every == 0 or done == self.total) and self.ground_truth is not None:
+            acc_so_far = np.asarray(self.accuracy)
+            known = np.isfinite(acc_so_far)
+            for name, direction in self.directions.items():
+                ranked = oriented(np.asarray(self.values[name])[known], direction)
+                if known.sum() >= 3 and np.isfinite(ranked).sum() >= 3:
+                    metrics[f"running/{name}/kendall_tau"] = float(STATISTICS["kendall_tau"](ranked,
+                                                                                             acc_so_far[known]))
+        self.out.logger.log_metrics(metrics)
 
 
 def top_k_fractions(top_k: list[float]) -> list[float]:

@@ -20,7 +20,7 @@ from ntkexp.metrics import direction_of, traits
 from ntkexp.plotting import pyplot
 from ntkexp.scoring import ArchScorer, RunContext, choose_archs, score_archs, scoring_counts
 from ntkexp.stats import correlation_table
-from ntkexp.tasks.base import RunOutput, register_task, top_k_fractions
+from ntkexp.tasks.base import DashboardProgress, RunOutput, register_task, top_k_fractions
 
 log = logging.getLogger("ntkexp")
 
@@ -35,26 +35,41 @@ class CorrelateConfig(TaskConfig):
     n_deciles: int = 10
 
 
-def scatter_figure(frame: pd.DataFrame, metric_names: list[str], title: str, ylabel: str) -> Any:
-    """One panel per score (at most 5 a row), score against accuracy, under ``title`` wrapped to the figure's
-    width; returns the matplotlib figure."""
+def scatter_figure(frame: pd.DataFrame, metric_names: list[str], title: str, ylabel: str,
+                   correlations: dict[str, dict[str, Any]] | None = None) -> Any:
+    """One panel per score (at most 5 a row), score against accuracy, each titled with its Kendall tau, Spearman rho
+    and n (from ``correlations``), under ``title`` wrapped to the figure's width; a score whose traits ask for a log
+    axis gets one with a few labelled decades (an all-negative score, e.g. NCN, is drawn as its magnitude);
+    returns the matplotlib figure."""
+    from matplotlib.ticker import LogLocator, NullFormatter
+
     plt = pyplot()
     cols = min(len(metric_names), 5)
     rows = -(-len(metric_names) // cols)
     width = max(3.6 * cols, 7.5)
     lines = textwrap.wrap(title, int(width * 72 / 5.0))  # about what fits across the figure at 8.5 pt
-    fig, axes = plt.subplots(rows, cols, figsize=(width, 3.2 * rows + 0.2 * len(lines)), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(width, 3.3 * rows + 0.2 * len(lines)), squeeze=False)
     for ax in axes.flat[len(metric_names):]:
         ax.set_visible(False)
     for ax, name in zip(axes.flat, metric_names):
         values = frame[name].to_numpy(dtype=float)
         ok = np.isfinite(values)
-        x = values[ok]
+        x, label = values[ok], name
         if traits(name).log_axis and len(x) and (np.all(x > 0) or np.all(x < 0)):
-            ax.set_xscale("symlog" if np.any(x < 0) else "log")
+            if np.all(x < 0):
+                x, label = -x, f"-{name}"
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(numticks=4))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            label += " (log scale)"
         ax.scatter(x, frame["accuracy"].to_numpy()[ok], s=8, alpha=0.6)
-        ax.set_xlabel(name + ("" if ok.all() else f"  ({(~ok).sum()} undefined not shown)"))
-        ax.set_ylabel(ylabel)
+        ax.set_xlabel(label + ("" if ok.all() else f"  ({(~ok).sum()} undefined not shown)"), fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        row = (correlations or {}).get(name)
+        if row is not None:
+            ax.set_title(f"{name}: tau {row['kendall_tau']:+.3f}, rho {row['spearman_rho']:+.3f}, n {row['n']}",
+                         fontsize=8)
     fig.suptitle("\n".join(lines), fontsize=8.5)
     fig.tight_layout()
     return fig
@@ -100,8 +115,10 @@ def run_correlate(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
         log.warning(device_note)
     log.info("scoring %d archs with %s (bn_mode=%s, init=%s, batch %d) on %s", len(archs),
              ",".join(ctx.selection.names), ctx.ntk.bn_mode, ctx.init.name, ctx.ntk.batch_size, ctx.device)
-    frame = score_archs(ctx, scorer, archs)
     names = ctx.selection.names
+    progress = DashboardProgress(out, {n: n for n in ctx.selection.metrics}, len(archs))
+    frame = score_archs(ctx, scorer, archs, on_arch=lambda row: progress.arch_done(
+        row["arch"], {n: row.get(n, float("nan")) for n in ctx.selection.metrics}, row["seconds"], row["cached"]))
     out.scores(frame, names)
     out.training_curves(scorer.curves)
 
@@ -120,7 +137,7 @@ def run_correlate(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
                           scorer)
     title = (f"{summary['network']}, {len(frame)} archs; {summary['data']}; NTK {summary['convention']}; "
              f"against {summary['accuracy_label']}")
-    out.figure("scatter", lambda: scatter_figure(frame, names, title, f"{key} accuracy (%)"))
+    out.figure("scatter", lambda: scatter_figure(frame, names, title, f"{key} accuracy (%)", correlations))
     print_table(summary)
     return summary
 

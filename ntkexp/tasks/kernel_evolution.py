@@ -22,7 +22,7 @@ from ntkexp.metrics import direction_of
 from ntkexp.plotting import pyplot
 from ntkexp.scoring import ArchScorer, NothingScored, Progress, RunContext, band_archs, choose_archs
 from ntkexp.stats import bootstrap_interval, correlate
-from ntkexp.tasks.base import RunOutput, register_task, top_k_fractions
+from ntkexp.tasks.base import DashboardProgress, RunOutput, register_task, top_k_fractions
 
 
 log = logging.getLogger("ntkexp")
@@ -88,6 +88,22 @@ def metrics_figure(frame: pd.DataFrame, names: list[str], note: str) -> Any:
     return fig
 
 
+def tau_table(ranks: pd.DataFrame, names: list[str], note: str) -> str:
+    """The run's result on stdout: what was run, then Kendall tau (95 % bootstrap interval) of each metric per t."""
+    lines = [note, "Kendall tau with final accuracy [95 % bootstrap interval], per training step t:"]
+    width = max(len(n) for n in names) + 2
+    steps = sorted(ranks["step"].unique())
+    lines.append(f"{'t (steps)':>10}  " + "".join(f"{n:<{width + 18}}" for n in names).rstrip())
+    for step in steps:
+        cells = []
+        for name in names:
+            row = ranks[(ranks["step"] == step) & (ranks["metric"] == name)]
+            cells.append(f"{row['kendall_tau'].iloc[0]:+.3f} [{row['kendall_lo'].iloc[0]:+.2f}, "
+                         f"{row['kendall_hi'].iloc[0]:+.2f}]" if len(row) else "-")
+        lines.append(f"{int(step):>10}  " + "".join(f"{c:<{width + 18}}" for c in cells).rstrip())
+    return "\n".join(lines)
+
+
 def rank_figure(ranks: pd.DataFrame, names: list[str], note: str) -> Any:
     fig, ax = pyplot().subplots(figsize=(5.2, 3.8))
     for name in names:
@@ -97,6 +113,7 @@ def rank_figure(ranks: pd.DataFrame, names: list[str], note: str) -> Any:
         ax.errorbar(part["step"], part["kendall_tau"], yerr=err, marker="o", capsize=3, label=name)
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_xlabel(STEPS_LABEL)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("Kendall tau with final accuracy (95% bootstrap)")
     ax.legend(fontsize=7)
     ax.set_title(_title(note, 80), fontsize=6)
@@ -143,11 +160,16 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
         scorer.training("task=kernel_evolution")  # refuses a probe-only data set before any work
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
+    series = {f"{m}/t{e}": m for m in ctx.selection.metrics for e in epochs}
+    progress = DashboardProgress(out, series, len(chosen))
     with Progress(len(chosen), "training", task.progress) as bar:
         for arch, band in chosen:
             tracked = scorer.track(arch, epochs)
             rows += [{"arch": arch, "band": band, **rec, "seconds": tracked.seconds, "cached": tracked.cached}
                      for rec in tracked.records if rec["epoch"] in epochs]
+            values = {f"{m}/t{rec['epoch']}": rec.get(m, float("nan")) for rec in tracked.records
+                      if rec["epoch"] in epochs for m in ctx.selection.metrics}
+            progress.arch_done(arch, values, tracked.seconds, tracked.cached)
             if tracked.error is not None:
                 errors.append(tracked.error)
             bar.step(cached=tracked.cached)
@@ -191,7 +213,7 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     out.figure("kernel_evolution", lambda: kernel_figure(frame, note))
     out.figure("metrics_by_band", lambda: metrics_figure(frame, names, note))
     out.figure("rank_correlation", lambda: rank_figure(ranks, names, note))
-    print(ranks.pivot(index="step", columns="metric", values="kendall_tau").round(4).to_string())
+    print(tau_table(ranks, names, note))
     return summary
 
 

@@ -35,7 +35,9 @@ def curves_figure(curve: pd.DataFrame, title: str) -> Any:
     axes[0].set_xlabel("archs evaluated")
     axes[1].set_xlabel("scoring compute (s)")
     for ax in axes:
-        ax.set_ylabel("accuracy of the best arch so far (%)")
+        # the guide's pick so far (its best score), not the most accurate arch seen: it can go down when a
+        # better-scored, less accurate arch appears
+        ax.set_ylabel("accuracy of the top-scored arch so far (%)", fontsize=8)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=8)
     return fig
