@@ -43,11 +43,15 @@ def group_options(conf_dir: Path, group: str) -> list[str]:
     return sorted(files | stored)
 
 
+#: settings checked by what reads them (a space's, a simulated search's per-algorithm ones), added with ``++``
+OPEN_SETTINGS = ("search_space.kwargs.", "task.algorithms.")
+
+
 def open_settings(args: list[str]) -> list[str]:
     """``search_space.kwargs.<name>=...`` as ``++search_space.kwargs.<name>=...``: a space's settings are checked
     against the space when it is built (one line listing the settings it has), so Hydra's own "not in struct" with a
     '+' hint never comes first."""
-    return [f"++{a}" if a.startswith("search_space.kwargs.") and "=" in a else a for a in args]
+    return [f"++{a}" if a.startswith(OPEN_SETTINGS) and "=" in a else a for a in args]
 
 
 def _check_known_key(arg: str, key: str) -> None:
@@ -110,12 +114,14 @@ def check_group_overrides(args: list[str], conf_dir: Path) -> None:
                                      f"{' or null' if WHOLE_NUMBERS[key] else ''}; comma-separate several to sweep "
                                      "with --multirun)")
         # a space's settings, a metric's own: checked against the space or the metric's settings when they are built
-        settings = ".kwargs." in key or key.startswith("metric.settings.")
+        settings = ".kwargs." in key or key.startswith(("metric.settings.", "task.algorithms."))
         if arg.startswith("+") and not key.startswith("hydra") and not settings and not (conf_dir / key).is_dir():
             raise ValueError(f"{arg}: ntkexp's config has no key {key!r} to add (every key is in the schema; "
                              "override an existing one without '+')")
         if key.startswith("task.") and sep:
             _check_task_setting(key, args, conf_dir)
+        if key.startswith("search_algo.") and key.count(".") == 1 and sep:
+            _check_algo_setting(key, args, conf_dir)
         if sep and not arg.startswith("+") and not key.startswith("hydra") and not settings and \
                 not (conf_dir / key).is_dir():
             _check_known_key(arg, key)
@@ -143,32 +149,54 @@ def _chosen(args: list[str], group: str) -> list[str]:
     return []
 
 
-def _tasks_of(args: list[str], conf_dir: Path) -> list[str]:
-    """The task(s) a command line runs: ``task=``, else the experiment's ``override /task``, else the default."""
-    import re
+def _chosen_names(args: list[str], conf_dir: Path, group: str) -> list[str]:
+    """The ``name`` of each ``group`` option a command line runs (several in a sweep), as Hydra composes it: the
+    group's option(s) on the command line, else what the chosen experiment(s) pick, else the default. Composes the
+    group and experiment choices only (a few tenths of a second; only when a setting needs checking)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
-    tasks = _chosen(args, "task")
-    if tasks:
-        return tasks
+    names = []
+    for option in _chosen(args, group) or [None]:
+        for experiment in _chosen(args, "experiment") or [None]:
+            overrides = [f"{g}={v}" for g, v in ((group, option), ("experiment", experiment)) if v is not None]
+            overrides += [a for a in args if a.lstrip("+").startswith("hydra.searchpath")]  # a plug-in's options
+            GlobalHydra.instance().clear()
+            try:
+                with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+                    cfg = compose(config_name="config", overrides=overrides)
+            except Exception:  # an unknown option: Hydra refuses it with the list of options when it composes
+                continue
+            finally:
+                GlobalHydra.instance().clear()
+            names.append(str(cfg[group].name))
+    return list(dict.fromkeys(names))
 
-    def experiment_task(name: str, depth: int = 0) -> str | None:  # its own override, else its base experiment's
-        path = conf_dir / "experiment" / f"{name}.yaml"
-        if depth > 8 or not path.exists():
-            return None
-        text = path.read_text()
-        found = re.search(r"override /task:\s*(\w+)", text)
-        if found:
-            return found.group(1)
-        for base in re.findall(r"^\s*-\s*(\w+)\s*$", text, re.M):
-            if base != "_self_" and (task := experiment_task(base, depth + 1)):
-                return task
-        return None
 
-    tasks = [t for t in (experiment_task(e) for e in _chosen(args, "experiment")) if t]
-    if tasks:
-        return tasks
-    found = re.search(r"^\s*-\s*task:\s*(\w+)", (conf_dir / "config.yaml").read_text(), re.M)
-    return [found.group(1)] if found else []
+def _check_algo_setting(key: str, args: list[str], conf_dir: Path) -> None:
+    """Refuse, in one line, ``search_algo.<setting>=...`` that the chosen algorithm does not have (its schema would
+    refuse it in several lines), naming its settings and the algorithms that have it."""
+    import dataclasses
+    import difflib
+
+    from ntkexp.config import SearchAlgoConfig
+    from ntkexp.search import SEARCH_ALGOS
+
+    setting = key.split(".")[1]
+    if setting in {f.name for f in dataclasses.fields(SearchAlgoConfig)}:
+        return
+    owners = [n for n in SEARCH_ALGOS if setting in SEARCH_ALGOS.get(n).own_settings]
+    if not owners:
+        every = sorted({f.name for n in SEARCH_ALGOS for f in dataclasses.fields(SEARCH_ALGOS.get(n).config)})
+        close = difflib.get_close_matches(setting, every, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join('search_algo.' + c for c in close)}?" if close else ""
+        raise ValueError(f"{key}: no search algorithm has a setting {setting}{hint}")
+    for name in _chosen_names(args, conf_dir, "search_algo"):
+        algo = SEARCH_ALGOS.get(name) if name in SEARCH_ALGOS else None
+        if algo is not None and setting not in algo.own_settings:
+            theirs = ", ".join(algo.own_settings) or "none beyond every algorithm's"
+            raise ValueError(f"{key} is not a setting of search_algo={name} (its own settings: {theirs}); it is a "
+                             f"setting of search_algo={' or '.join(owners)}")
 
 
 def _check_task_setting(key: str, args: list[str], conf_dir: Path) -> None:
@@ -177,7 +205,7 @@ def _check_task_setting(key: str, args: list[str], conf_dir: Path) -> None:
     from ntkexp.tasks import TASKS
 
     setting = key.split(".")[1]
-    for name in _tasks_of(args, conf_dir):
+    for name in _chosen(args, "task") or _chosen_names(args, conf_dir, "task"):
         if name not in TASKS:
             continue  # an unknown task is refused with the list of tasks
         own = TASKS.get(name).settings()

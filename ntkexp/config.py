@@ -50,35 +50,20 @@ class MetricConfig:
 
 @dataclass
 class SearchAlgoConfig:
-    """Config group ``search_algo``: the search algorithms' own settings, one set for ``task=search`` (guided by a
-    metric) and ``task=simulated_search`` (NAS-Bench-201's clock). The defaults are NAS-Bench-201's / GradSign's
-    reference settings; ``conf/search_algo/*_tegnas.yaml`` and ``rea_lga.yaml`` are the papers' presets."""
+    """Config group ``search_algo``: what every search algorithm has (the budget, how the result is derived, where
+    archs are drawn from, the metric-assisted variants' pools). Each algorithm declares its own settings as a
+    subclass of this beside its code (``register_search_algo(..., config=...)``, e.g.
+    :class:`~ntkexp.search.algorithms.REAConfig`); the option ``search_algo=<name>`` composes on that schema, so a
+    setting of another algorithm is refused. The defaults are NAS-Bench-201's / GradSign's reference settings;
+    ``conf/search_algo/*_tegnas.yaml`` and ``rea_lga.yaml`` are the papers' presets."""
 
     name: str = "random"  # random | rea | reinforce | hb | bohb (task=search; simulated_search names its methods)
-    budget_evals: int = 100  # unique archs scored (task=search; the simulated clock ends a simulated search)
+    budget_evals: int | None = 100  # unique archs scored (task=search); None: no such limit (another budget decides)
     budget_seconds: float | None = None  # recorded scoring compute, if set (task=search)
-    population_size: int = 10  # rea
-    sample_size: int = 3  # rea tournament
-    iterations: int | None = None  # rea: evolution steps after the population; reinforce: policy updates (None: budget)
-    optimizer: str = "adam"  # reinforce: adam (NB201's reference) | sgd (TEG-NAS)
-    lr: float = 0.5  # reinforce (NB201's documented `REINFORCE.sh cifar10 0.5 -1`, which GradSign's README runs)
-    ema: float = 0.9  # reinforce baseline momentum
-    baseline: str = "debiased_ema"  # reinforce: debiased_ema (NB201) | ema (TEG-NAS eq. 15, b_0 = 0)
-    reward: str = "value"  # reinforce: value (the guide's value; NB201) | step_difference (TEG-NAS eq. 16) | normalised_value
     derive: str = "best_evaluated"  # best_evaluated | population (rea) | policy_argmax (reinforce)
     restrict_to_benchmark: bool | None = None  # None: when the ground truth does not cover the whole space
     pool_size: int = 10  # metric-assisted (G-) steps: candidates scored by the metric to evaluate one (GradSign: 10)
     init_pool: int = 100  # A-REA: random archs the initial population is chosen from by the metric (our choice)
-    eta: int = 3  # hb/bohb: reduction factor (GradSign's BOHB.py)
-    min_budget: float = 12  # hb/bohb: smallest and largest budget in epochs (GradSign's BOHB.py: 12 and 200)
-    max_budget: float = 200
-    hb_iterations: int = 100  # hb/bohb: successive-halving iterations at most (hpbandster's n_iters: 100)
-    bohb_model: str = "kde"  # bohb: kde (hpbandster's BOHB config generator, as NB201's BOHB.sh) | tpe (Optuna)
-    num_samples: int = 4  # bohb kde: samples to optimise the acquisition (NB201's BOHB.sh: 4)
-    random_fraction: float = 0.0  # bohb kde: share of random proposals (NB201's BOHB.sh: 0.0)
-    bandwidth_factor: float = 3.0  # bohb kde: widens the KDE to sample from (NB201's BOHB.sh: 3)
-    min_bandwidth: float = 0.3  # bohb kde (NB201's BOHB.sh: 0.3)
-    top_n_percent: int = 15  # bohb kde: the good configurations' share (hpbandster's default)
 
 
 @dataclass
@@ -125,18 +110,6 @@ class RunConfig:
     name: str = MISSING  # run name (set in config.yaml from the choices)
 
 
-#: the LGA paper's Table 2: REA's scoring budget in GPU seconds with LGA_t (t epochs of training per arch)
-LGA_SEARCH_BUDGETS = {3: 3600.0, 5: 5400.0}
-
-
-def lga_search_budget(train_epochs: int) -> float:
-    """REA's budget in the LGA paper's Table 2 for LGA_``train_epochs`` (3,600 s for LGA_3, 5,400 s for LGA_5)."""
-    if int(train_epochs) not in LGA_SEARCH_BUDGETS:
-        raise ValueError(f"search_algo=rea_lga has the paper's budgets for metric.train_epochs 3 and 5 only, not "
-                         f"{train_epochs}; set search_algo.budget_seconds")
-    return LGA_SEARCH_BUDGETS[int(train_epochs)]
-
-
 def metric_label(names: Any) -> str:
     """The metric part of a run's name: the ``metric=`` option chosen (``ntk``, ``zero_cost``, ...) when Hydra ran
     the job, else the metric names (at most three, then how many more)."""
@@ -156,5 +129,4 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("ntkexp_place", user_place, use_cache=False, replace=True)
     OmegaConf.register_new_resolver("ntkexp_metric_label", metric_label, replace=True)
     OmegaConf.register_new_resolver("ntkexp_run_id", lambda: str(os.getpid()), use_cache=True, replace=True)
-    OmegaConf.register_new_resolver("ntkexp_lga_budget", lga_search_budget, replace=True)
     ConfigStore.instance().store(name="ntkexp_schema", node=RunConfig)

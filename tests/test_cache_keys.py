@@ -48,6 +48,7 @@ CHANGES_THE_SCORE = {
 # settings that do not change a score: the cached one is read back
 KEEPS_THE_SCORE = {
     "threads": ([], "threads=2"),
+    "NTK memory chunks": ([], "ntk.chunk_size=3"),  # a memory setting: recorded, not part of the key
     "logger": ([], "logger=none"),
     "progress": ([], "task.progress=false"),
     "accelerator named or auto": (TRAINED, "trainer.accelerator=cpu"),
@@ -73,3 +74,19 @@ def test_a_setting_that_does_not_change_the_score_reads_the_cache(tmp_path: Path
     base, change = KEEPS_THE_SCORE[case]
     assert not _score(tmp_path, base)
     assert _score(tmp_path, [*base, change])
+
+
+def test_the_keys_cached_before_chunk_size_left_the_key_stay_valid() -> None:
+    """A key is the SHA-256 of its JSON payload; with ntk.chunk_size at its default (null) it is exactly the key
+    written before chunk_size was left out, and another chunk_size gives the same key."""
+    import hashlib
+    import json
+
+    from ntkexp.scoring.keys import SCORE_SCHEMA, cache_key
+
+    conventions = {"ntk": {"bn_mode": "per_sample", "batch_size": 64, "chunk_size": None}, "seed": 0}
+    written = hashlib.sha256(json.dumps({"schema": SCORE_SCHEMA, "purpose": "score", "arch": "a", **conventions},
+                                        sort_keys=True, default=str).encode()).hexdigest()
+    assert cache_key("score", "a", conventions) == written
+    assert cache_key("score", "a", {**conventions, "ntk": {**conventions["ntk"], "chunk_size": 8}}) == written
+    assert cache_key("score", "a", {**conventions, "ntk": {**conventions["ntk"], "batch_size": 32}}) != written

@@ -80,11 +80,19 @@ def test_dataset_that_does_not_fit_the_benchmark_is_one_line(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["search_algo.population_size=20"], "search_algo.population_size=20 does not apply: task=correlate runs no "
-                                         "search algorithm"),
+    (["search_algo.population_size=20"], "search_algo.population_size is not a setting of search_algo=random "
+                                         "(its own settings: none beyond every algorithm's); it is a setting of "
+                                         "search_algo=rea"),
+    (["search_algo=rea", "search_algo.population_size=20"], "search_algo.name='rea' does not apply: "
+                                                            "task=correlate runs no search algorithm"),
     (["search_algo=rea"], "search_algo.name='rea' does not apply: task=correlate runs no search algorithm"),
-    (["task=search", "search_algo=rea", "search_algo.lr=0.1"], "search_algo.lr=0.1 does not apply: it is a setting "
-                                                               "of search_algo.name=reinforce, not of rea"),
+    (["task=search", "search_algo=rea", "search_algo.lr=0.1"], "search_algo.lr is not a setting of search_algo=rea "
+                                                               "(its own settings: population_size, sample_size, "
+                                                               "iterations); it is a setting of search_algo=reinforce"),
+    (["task=simulated_search", "search_algo=rea", "search_algo.population_size=5"],
+     "search_algo.name='rea' does not apply: task=simulated_search does not read it"),
+    (["task=simulated_search", "task.algorithms.rea.lr=0.1"], "task.algorithms.rea: search algorithm rea has no "
+                                                              "setting 'lr'"),
     (["task=simulated_search", "search_algo.budget_evals=5"], "search_algo.budget_evals=5 does not apply: "
                                                               "task=simulated_search does not read it"),
     (["task.track_epochs=[1]"], "task.track_epochs does not apply to task=correlate"),

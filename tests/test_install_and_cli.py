@@ -116,7 +116,8 @@ def test_the_shipped_table_reads_without_pyarrow_and_matches_the_published_value
     code = ("import sys; sys.modules['pyarrow'] = None\n"
             "from ntkexp.benchmarks.groundtruth import read_table\nfrom ntkexp.io import resolve_path\n"
             "t = read_table(resolve_path('pkg://nb201.npz'))\n"
-            "print(len(t), t.loc[11, 'cifar10'], t.loc[11, 'cifar10_valid'], t['cifar10'].max(), t.loc[11, 'arch_str'])")
+            "print(len(t), t.loc[11, 'cifar10'], t.loc[11, 'cifar10_valid'], t['cifar10'].max(),"
+            " t.loc[11, 'arch_str'])")
     proc = python("-c", code)
     assert proc.returncode == 0, proc.stderr
     n, acc, valid, best, arch = proc.stdout.split()

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ntkexp.config import TaskConfig
+from ntkexp.config import SearchAlgoConfig, TaskConfig
 from ntkexp.metrics import register_metric
 from ntkexp.report import register_section
 from ntkexp.scoring import choose_archs
@@ -111,10 +111,17 @@ def jitter_spread(ctx):
     return 1000.0 * len(x) + float(spread)
 
 
-@register_search_algo("hill_climb", knobs=("population_size",))
+@dataclass
+class HillClimbConfig(SearchAlgoConfig):
+    """A setting no algorithm of ntkexp has."""
+    name: str = "hill_climb"
+    starts: int = 4
+
+
+@register_search_algo("hill_climb", config=HillClimbConfig)
 def hill_climb(ctx):
-    """Start from the best of population_size random archs, then keep mutating the best one."""
-    for _ in range(ctx.cfg.population_size):
+    """Start from the best of ``starts`` random archs, then keep mutating the best one."""
+    for _ in range(ctx.cfg.starts):
         ctx.evaluate(ctx.draw())
     while not ctx.exhausted():
         if ctx.evaluate(ctx.mutate(ctx.best())) is None:
@@ -147,7 +154,8 @@ SPACE_YAML = "name: conv_chain\nkwargs:\n  kernel: 3\n"
 METRIC_YAML = "names: [weight_count]\n"
 JITTER_YAML = "names: [jitter_spread]\nsettings:\n  jitter_spread:\n    copies: 3\n"
 TASK_YAML = "defaults:\n  - /task_schema/count@_here_\n  - _self_\nname: count\nmultiplier: 2\n"
-ALGO_YAML = "name: hill_climb\nbudget_evals: 6\npopulation_size: 3\n"
+ALGO_YAML = ("defaults:\n  - /search_algo_schema/hill_climb@_here_\n  - _self_\n"
+             "name: hill_climb\nbudget_evals: 6\nstarts: 3\n")
 
 
 def _params(arch: str, kernel: int = 3, channels: int = 3, classes: int = 10) -> int:
@@ -253,8 +261,13 @@ def test_a_users_task_with_settings_and_search_algorithm_run_from_their_package(
                "search_space.kwargs.N=1", *common, f"hydra.run.dir={tmp_path / 'search'}", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "search" / "summary.json").read_text())
-    assert summary["search_algo"]["name"] == "hill_climb" and summary["search_algo"]["population_size"] == 3
+    assert summary["search_algo"]["name"] == "hill_climb" and summary["search_algo"]["starts"] == 3
+    proc = cli("task=search", "search_algo=hill_climb", "search_algo.starts=2", "metric=weight_count",
+               "search_space.kwargs.C=4", "search_space.kwargs.N=1", *common, f"hydra.run.dir={tmp_path / 's1'}", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]  # its own setting, from the command line, ntkexp unedited
+    assert json.loads((tmp_path / "s1" / "summary.json").read_text())["search_algo"]["starts"] == 2
     proc = cli("task=search", "search_algo=hill_climb", "search_algo.lr=0.3", "metric=weight_count", *common,
                f"hydra.run.dir={tmp_path / 's2'}", env=env)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert "search_algo.lr=0.3 does not apply: it is a setting of search_algo.name=reinforce" in proc.stderr
+    assert ("search_algo.lr is not a setting of search_algo=hill_climb (its own settings: starts); it is a setting "
+            "of search_algo=reinforce") in proc.stderr

@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
-from ntkexp.config import SearchAlgoConfig
+from ntkexp.search.base import algo_settings
 from ntkexp.main import run
 from ntkexp.metrics import LinearRegionsConfig, MetricContext, compute_metrics
 from ntkexp.metrics.tegnas import tenas_crops
 from ntkexp.ntk import NTKConfig
 from ntkexp.scoring import ArchScorer, RunContext
-from ntkexp.search import SEARCH_ALGOS, OracleScorer, SearchContext
+from ntkexp.search import SEARCH_ALGOS, OracleGuide, SearchContext
 from ntkexp.search.algorithms import step_difference
 from ntkexp.spaces import NASBench101, NASBench201, NDSSpace
 from ntkexp.spaces.nds import parse_genotype
@@ -124,10 +124,10 @@ def test_search_presets_carry_the_papers_settings(preset: str, expected: dict) -
 
 
 def test_reinforce_returns_its_policy_argmax_cleanly() -> None:
-    gt = load_ground_truth(BenchmarkConfig(table="pkg://nb201.parquet"))
+    gt = load_ground_truth(BenchmarkConfig(table="pkg://nb201.npz"))
     space = NASBench201()
-    cfg = SearchAlgoConfig(name="reinforce", budget_evals=60, iterations=60, lr=0.5, derive="policy_argmax")
-    ctx = SearchContext(space, OracleScorer(gt, "cifar10"), cfg, 0, gt, "cifar10")
+    cfg = algo_settings("reinforce", budget_evals=60, iterations=60, lr=0.5, derive="policy_argmax")
+    ctx = SearchContext(space, OracleGuide(gt, "cifar10"), cfg, 0, gt, "cifar10")
     found = SEARCH_ALGOS.get("reinforce")(ctx)
     assert found == ctx.details["policy_argmax"] and ctx.details["iterations"] == 60
     assert space.validate(found) == found
@@ -214,8 +214,17 @@ def test_lga_t_search_on_the_fixture_trains_each_candidate_once(tmp_path: Path) 
 def test_the_nb201_and_gradsign_presets_run_reinforce_at_lr_one_half() -> None:
     """NB201's documented `REINFORCE.sh cifar10 0.5 -1` (which GradSign's README runs): lr 0.5, for REINFORCE and
     G-REINFORCE alike (one setting serves both)."""
+    from omegaconf import OmegaConf
+
+    from ntkexp.tasks.simulated_search import algorithm_settings
+
     for overrides in (["task=simulated_search"], ["experiment=gradsign_table55"], ["experiment=gradsign_table55_cpu"]):
-        assert make_cfg(overrides).search_algo.lr == 0.5, overrides
+        cfg = make_cfg(overrides)
+        settings = algorithm_settings(OmegaConf.to_container(cfg.task.algorithms), cfg.search_algo, {"reinforce"})
+        assert settings["reinforce"].lr == 0.5, overrides
+    changed = make_cfg(["task=simulated_search", "++task.algorithms.reinforce.lr=0.01"])  # as the command line adds it
+    assert algorithm_settings(OmegaConf.to_container(changed.task.algorithms), changed.search_algo,
+                              {"reinforce"})["reinforce"].lr == 0.01
 
 
 def test_the_rea_tournament_draws_with_replacement() -> None:
@@ -258,7 +267,7 @@ class _CostlyBest:
         return self.spent >= self.budget_seconds
 
     def evaluate(self, arch: str, epochs: int = 12) -> float:
-        from ntkexp.search.scorer import BudgetExhausted
+        from ntkexp.search.guides import BudgetExhausted
 
         if self.spent + self.cost[arch] > self.budget_seconds:
             self.refused = arch
@@ -282,7 +291,7 @@ def test_reinforce_alone_keeps_the_arch_that_crossed_the_budget(algo: str, keeps
 
     for seed in range(5):
         clock = _CostlyBest(budget=200.0)
-        ctx = SearchContext(ThreeArchs(), ClockGuide(clock), SearchAlgoConfig(name=algo, budget_evals=10**9),
+        ctx = SearchContext(ThreeArchs(), ClockGuide(clock), algo_settings(algo, budget_evals=None),
                             np.random.default_rng(seed), progress=False)
         try:
             found = SEARCH_ALGOS.get(algo)(ctx)
@@ -301,10 +310,10 @@ def test_hyperband_proposes_each_configuration_after_the_previous_result(monkeyp
     from ntkexp.search import ClockGuide, SimulatedTraining
     from ntkexp.search.hyperband import hyperband
 
-    gt = load_ground_truth(BenchmarkConfig(table="pkg://nb201.parquet"))
+    gt = load_ground_truth(BenchmarkConfig(table="pkg://nb201.npz"))
     events: list[str] = []
     ctx = SearchContext(NASBench201(), ClockGuide(SimulatedTraining(gt, "cifar10", 4000.0)),
-                        SearchAlgoConfig(name="hb", budget_evals=10**9), np.random.default_rng(0), progress=False)
+                        algo_settings("hb", budget_evals=None), np.random.default_rng(0), progress=False)
     hyperband(ctx, lambda budget: events.append("propose") or ctx.draw(),
               lambda arch, value, budget: events.append("told"))
     assert events[:6] == ["propose", "told"] * 3
@@ -315,7 +324,7 @@ def test_hyperband_proposes_each_configuration_after_the_previous_result(monkeyp
                         lambda self, job, update_model=True: budgets.append(job.kwargs["budget"]) or
                         original(self, job, update_model))
     ctx = SearchContext(NASBench201(), ClockGuide(SimulatedTraining(gt, "cifar10", 12000.0)),
-                        SearchAlgoConfig(name="bohb", budget_evals=10**9), np.random.default_rng(0), progress=False)
+                        algo_settings("bohb", budget_evals=None), np.random.default_rng(0), progress=False)
     SEARCH_ALGOS.get("bohb")(ctx)
     assert {round(b, 1) for b in budgets} == {22.2, 66.7, 200.0}
 
@@ -331,7 +340,7 @@ def test_bohb_kde_learns_which_choice_is_good() -> None:
     space = NASBench201()
     scores: dict[str, float] = {}
 
-    from ntkexp.search.scorer import Guide
+    from ntkexp.search.guides import Guide
 
     class Oracle(Guide):
         free = True
@@ -348,7 +357,7 @@ def test_bohb_kde_learns_which_choice_is_good() -> None:
         def direction(self, name: str) -> int:
             return 1
 
-    ctx = SearchContext(space, Oracle(), SearchAlgoConfig(name="bohb", budget_evals=300, hb_iterations=30),
+    ctx = SearchContext(space, Oracle(), algo_settings("bohb", budget_evals=300, hb_iterations=30),
                         np.random.default_rng(0), progress=False)
     _bohb_kde(ctx)
     late = ctx.evaluated[len(ctx.evaluated) // 2:]

@@ -13,7 +13,8 @@ import pytest
 from ntkexp.benchmarks import BenchmarkConfig, load_ground_truth
 from ntkexp.main import run
 from ntkexp.config import SearchAlgoConfig
-from ntkexp.search import SEARCH_ALGOS, OracleScorer, SearchContext
+from ntkexp.search.base import algo_settings
+from ntkexp.search import SEARCH_ALGOS, OracleGuide, SearchContext
 from ntkexp.spaces import NASBench201
 
 from .conftest import DIGITS_TABLE, make_cfg
@@ -22,14 +23,14 @@ GT = load_ground_truth(BenchmarkConfig(table=str(DIGITS_TABLE)))
 SPACE = NASBench201(C=8, N=1)
 
 
-def _oracle_search(name: str, seed: int, budget: int = 30) -> tuple[SearchContext, str, OracleScorer]:
-    scorer = OracleScorer(GT, "digits")
-    ctx = SearchContext(SPACE, scorer, SearchAlgoConfig(name=name, budget_evals=budget), seed, GT, "digits",
+def _oracle_search(name: str, seed: int, budget: int = 30) -> tuple[SearchContext, str, OracleGuide]:
+    scorer = OracleGuide(GT, "digits")
+    ctx = SearchContext(SPACE, scorer, algo_settings(name, budget_evals=budget), seed, GT, "digits",
                         candidates=GT.archs())
     return ctx, SEARCH_ALGOS.get(name)(ctx), scorer
 
 
-class CountingScorer(OracleScorer):
+class CountingScorer(OracleGuide):
     """Counts how often each arch reaches the underlying scoring."""
 
     def __init__(self) -> None:
@@ -44,7 +45,7 @@ class CountingScorer(OracleScorer):
 @pytest.mark.parametrize("name", ["random", "rea", "reinforce"])
 def test_budget_is_respected_and_no_arch_is_scored_twice(name: str) -> None:
     scorer = CountingScorer()
-    ctx = SearchContext(SPACE, scorer, SearchAlgoConfig(name=name, budget_evals=25), 0, GT, "digits",
+    ctx = SearchContext(SPACE, scorer, algo_settings(name, budget_evals=25), 0, GT, "digits",
                         candidates=GT.archs())
     found = SEARCH_ALGOS.get(name)(ctx)
     assert scorer.cost.evaluations <= 25 and len(ctx.evaluated) == scorer.cost.evaluations
@@ -55,15 +56,16 @@ def test_budget_is_respected_and_no_arch_is_scored_twice(name: str) -> None:
     assert curve["best_accuracy"].is_monotonic_increasing  # best-so-far never gets worse
 
 
-SHIPPED = load_ground_truth(BenchmarkConfig(table="pkg://nb201.parquet"))
+SHIPPED = load_ground_truth(BenchmarkConfig(table="pkg://nb201.npz"))
 
 
 def _shipped_oracle(name: str, seed: int, budget: int = 300) -> float:
     """The 200-epoch CIFAR-10 test accuracy of the arch ``name`` finds with the benchmark itself as the metric."""
-    scorer = OracleScorer(SHIPPED, "cifar10")
+    scorer = OracleGuide(SHIPPED, "cifar10")
     # lr 0.01 (NATS-Bench's): the test is of learning at all; the presets' 0.5 (NB201's REINFORCE.sh) learns less
     # in 300 evaluations (as the paper's REINFORCE row shows)
-    ctx = SearchContext(NASBench201(), scorer, SearchAlgoConfig(name=name, budget_evals=budget, lr=0.01), seed,
+    lr = {"lr": 0.01} if name == "reinforce" else {}
+    ctx = SearchContext(NASBench201(), scorer, algo_settings(name, budget_evals=budget, **lr), seed,
                         SHIPPED, "cifar10")
     return float(SHIPPED.accuracy([SEARCH_ALGOS.get(name)(ctx)], "cifar10")[0])
 
@@ -96,7 +98,7 @@ def test_restricted_mutation_stays_in_the_benchmark_and_moves() -> None:
 
 
 def test_unrestricted_rea_mutates_in_the_whole_space() -> None:
-    ctx = SearchContext(SPACE, OracleScorer(GT, "digits"), SearchAlgoConfig(budget_evals=5), 0)
+    ctx = SearchContext(SPACE, OracleGuide(GT, "digits"), SearchAlgoConfig(budget_evals=5), 0)
     child = ctx.mutate(SPACE.arch_of(0))
     assert sum(a != b for a, b in zip(SPACE.encode(child), SPACE.encode(SPACE.arch_of(0)))) == 1
 
@@ -137,13 +139,13 @@ def test_search_with_a_metric_combination(tmp_path: Path) -> None:
 
 
 def test_a_metric_guided_search_logs_its_progress(caplog: pytest.LogCaptureFixture) -> None:
-    class MetricLike(OracleScorer):  # scores like a metric (not free, 1 s each), values taken from the table
+    class MetricLike(OracleGuide):  # scores like a metric (not free, 1 s each), values taken from the table
         free = False
 
         def _score(self, arch: str) -> tuple[dict[str, float], float, float]:
             return super()._score(arch)[0], 1.0, 1.0
 
-    ctx = SearchContext(SPACE, MetricLike(GT, "digits"), SearchAlgoConfig(name="random", budget_evals=20), 0, GT, "digits",
+    ctx = SearchContext(SPACE, MetricLike(GT, "digits"), algo_settings("random", budget_evals=20), 0, GT, "digits",
                         candidates=GT.archs(), label="random+demo")
     with caplog.at_level("INFO", logger="ntkexp"):
         SEARCH_ALGOS.get("random")(ctx)
@@ -158,8 +160,8 @@ def test_a_metric_guided_search_logs_its_progress(caplog: pytest.LogCaptureFixtu
 @pytest.mark.parametrize("name", ["random", "rea", "reinforce"])
 def test_the_same_seed_repeats_the_search_and_another_seed_does_not(name: str) -> None:
     def evaluated(seed: int) -> list[str]:
-        ctx = SearchContext(NASBench201(), OracleScorer(SHIPPED, "cifar10"),
-                            SearchAlgoConfig(name=name, budget_evals=40), seed, SHIPPED, "cifar10")
+        ctx = SearchContext(NASBench201(), OracleGuide(SHIPPED, "cifar10"),
+                            algo_settings(name, budget_evals=40), seed, SHIPPED, "cifar10")
         SEARCH_ALGOS.get(name)(ctx)
         return list(ctx.evaluated)
 
@@ -171,7 +173,7 @@ def test_hyperband_returns_the_best_at_the_largest_budget_when_the_budget_ends_m
     it, and the budget ends inside the second bracket's first stage: the better archs seen there never reached the
     largest budget, so the incumbent is the first bracket's top arch ("best at any budget" would differ)."""
     from ntkexp.search.hyperband import hyperband
-    from ntkexp.search.scorer import BudgetExhausted, Guide
+    from ntkexp.search.guides import BudgetExhausted, Guide
 
     class Rising(Guide):
         remember = False  # every evaluation is made and counted, as under the simulated clock
@@ -190,7 +192,7 @@ def test_hyperband_returns_the_best_at_the_largest_budget_when_the_budget_ends_m
             return 1
 
     guide = Rising(limit=13 + 2)  # bracket 1: 9 + 3 + 1 evaluations; then 2 of bracket 2's first stage
-    ctx = SearchContext(NASBench201(), guide, SearchAlgoConfig(name="hb", budget_evals=10**9), 0, progress=False)
+    ctx = SearchContext(NASBench201(), guide, algo_settings("hb", budget_evals=None), 0, progress=False)
     found = hyperband(ctx, lambda budget: ctx.space.sample(ctx.rng))
     top = [a for a, i in guide.order.items() if i < 9]
     best_of_first = max(top, key=lambda a: guide.order[a])  # the last of bracket 1's first stage: promoted to the top

@@ -4,7 +4,6 @@ table."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pandas as pd
 import pytest
 
 from ntkexp.config import SearchAlgoConfig
+from ntkexp.search.base import algo_settings
 from ntkexp.main import run
 from ntkexp.scoring import RunContext
 from ntkexp.search import SEARCH_ALGOS, BudgetExhausted, ClockGuide, SearchContext, SimulatedTraining
@@ -21,19 +21,21 @@ from ntkexp.search.hyperband import brackets
 from ntkexp.tasks.simulated_search import parse_method
 from tests.conftest import make_cfg
 
-SIM = SearchAlgoConfig(budget_evals=10**9)  # NB201's / GradSign's settings; the clock ends the search
+def sim_settings(algo: str, **values: Any) -> SearchAlgoConfig:
+    """``algo``'s settings (NB201's / GradSign's defaults) with ``values``, no count budget: the clock ends it."""
+    return algo_settings(algo, budget_evals=None, **values)
 
 
-def simulated(space: Any, sim: Any, seed: int, cfg: SearchAlgoConfig = SIM, assist: Any = None,
-              init_assist: Any = None) -> SearchContext:
+def simulated(space: Any, sim: Any, seed: int, cfg: SearchAlgoConfig | None = None, assist: Any = None,
+              init_assist: Any = None, algo: str = "random") -> SearchContext:
     """A simulated search's context: the clock as guide, as task=simulated_search builds it."""
-    return SearchContext(space, ClockGuide(sim), cfg, np.random.default_rng(seed), progress=False, assist=assist,
-                         init_assist=init_assist)
+    return SearchContext(space, ClockGuide(sim), cfg or sim_settings(algo), np.random.default_rng(seed),
+                         progress=False, assist=assist, init_assist=init_assist)
 
 
 def history(ctx: SearchContext) -> list[str]:
     """Every evaluated arch in order, repeats included (what the clock charged)."""
-    return list(ctx.scorer.sim.archs)
+    return list(ctx.guide.sim.archs)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,7 @@ def test_the_clock_charges_the_recorded_training_time_and_stops_at_the_budget(nb
     # the evaluation that would cross the budget is not charged, not seen, and ends the run (NB201's loops)
     assert sim.spent <= 5000.0 and sim.refused is not None and ctx.ended
     assert sim.spent + 12 * float(frame.at[sim.refused, "cifar10_valid_epoch_seconds"]) > 5000.0
-    seen = {a: ctx.scorer.values[a]["valid"] for a in archs}
+    seen = {a: ctx.guide.values[a]["valid"] for a in archs}
     assert list(seen.values()) == pytest.approx([float(frame.at[a, "cifar10_valid_12ep"]) for a in seen])
     assert found in archs and seen[found] == max(seen.values())
 
@@ -78,7 +80,7 @@ def test_an_assisted_step_evaluates_the_best_of_its_pool(nb201: tuple[Any, Any],
     rng = np.random.default_rng(1)
     scores = {a: float(v) for a, v in zip(gt.frame.index, rng.normal(size=len(gt.frame)))}
     metric = Recorder(scores)
-    cfg = dataclasses.replace(SIM, pool_size=7)
+    cfg = sim_settings(algo, pool_size=7)
     sim = SimulatedTraining(gt, "cifar10", budget_seconds=4000.0)
     ctx = simulated(space, sim, 2, cfg, assist=metric)
     SEARCH_ALGOS.get(algo)(ctx)
@@ -100,7 +102,7 @@ def test_a_rea_starts_from_the_metrics_best_of_its_initial_pool(nb201: tuple[Any
     space, gt = nb201
     scores = {a: float(v) for a, v in gt.frame["cifar10"].items()}
     metric = Recorder(scores)
-    cfg = dataclasses.replace(SIM, init_pool=50, population_size=10)
+    cfg = sim_settings("rea", init_pool=50, population_size=10)
     ctx = simulated(space, SimulatedTraining(gt, "cifar10", 3000.0), 3, cfg, init_assist=metric)
     SEARCH_ALGOS.get("rea")(ctx)
     initial = metric.pools[0]
@@ -117,7 +119,7 @@ def test_hyperband_follows_gradsign_bohb_schedule_and_charges_12_epochs_per_eval
                                     ([3, 1], pytest.approx([200 / 3, 200])), ([3], [200.0])]
     space, gt = nb201
     sim = SimulatedTraining(gt, "cifar10", budget_seconds=12000.0)
-    ctx = simulated(space, sim, 4)
+    ctx = simulated(space, sim, 4, algo="hb")
     found = SEARCH_ALGOS.get("hb")(ctx)
     archs = history(ctx)
     seconds = gt.frame["cifar10_valid_epoch_seconds"]
@@ -191,9 +193,9 @@ def test_every_method_runs_end_to_end(tmp_path: Path) -> None:
 
 
 def _run(nb201: tuple[Any, Any], algo: str, seed: int, budget: float = 30000.0,
-         cfg: SearchAlgoConfig = SIM) -> tuple[SearchContext, float]:
+         cfg: SearchAlgoConfig | None = None) -> tuple[SearchContext, float]:
     space, gt = nb201
-    ctx = simulated(space, SimulatedTraining(gt, "cifar10", budget_seconds=budget), seed, cfg)
+    ctx = simulated(space, SimulatedTraining(gt, "cifar10", budget_seconds=budget), seed, cfg, algo=algo)
     arch = SEARCH_ALGOS.get(algo)(ctx)
     return ctx, float(gt.frame.at[arch, "cifar10"])
 
@@ -202,7 +204,7 @@ def _run(nb201: tuple[Any, Any], algo: str, seed: int, budget: float = 30000.0,
 def test_the_same_seed_gives_the_same_search_and_another_seed_another(nb201: tuple[Any, Any], algo: str) -> None:
     runs = [_run(nb201, algo, seed, budget=15000.0)[0] for seed in (5, 5, 6)]
     histories = [history(r) for r in runs]
-    assert histories[0] == histories[1] and runs[0].scorer.sim.charges == runs[1].scorer.sim.charges
+    assert histories[0] == histories[1] and runs[0].guide.sim.charges == runs[1].guide.sim.charges
     assert histories[0] != histories[2]
 
 
@@ -239,7 +241,7 @@ def test_with_the_oracle_as_reward_rea_and_reinforce_beat_random_search(nb201: t
     tournament, or a policy step with its sign flipped, loses to random search."""
     seeds = range(8)
     # lr 0.01 (NATS-Bench's): a test that the policy learns at all; the presets' 0.5 (NB201's REINFORCE.sh) learns less
-    cfg = dataclasses.replace(SIM, lr=0.01)
+    cfg = sim_settings(algo, **({"lr": 0.01} if algo == "reinforce" else {}))
     random = np.mean([_run(nb201, "random", s, budget=200000.0)[1] for s in seeds])
     guided = np.mean([_run(nb201, algo, s, budget=200000.0, cfg=cfg)[1] for s in seeds])
     assert guided > random + 0.2, (algo, guided, random)  # both reach 94.37 (the best) on every seed here
@@ -292,7 +294,7 @@ def test_reinforce_concentrates_on_the_best_arch_of_a_fabricated_benchmark_withi
     """NB201's REINFORCE (Adam, lr 0.01, reward in %, debiased EMA baseline) on a 3-arch benchmark: within 300
     trainings its policy puts nearly all its mass on the best arch. A flipped update sign, or a reward that ignores
     the accuracy, would not."""
-    ctx = simulated(ThreeArchs(), FabricatedClock(300), 0, dataclasses.replace(SIM, lr=0.01))
+    ctx = simulated(ThreeArchs(), FabricatedClock(300), 0, sim_settings("reinforce", lr=0.01))
     found = SEARCH_ALGOS.get("reinforce")(ctx)
     picks = history(ctx)
     assert len(picks) == 300 and found == "c" and ctx.details["policy_argmax"] == "c"
@@ -303,7 +305,8 @@ def test_g_reinforce_learns_from_the_sampled_arch_rewarded_by_the_metrics_pick()
     """GradSign's G-REINFORCE: the policy samples an arch, the metric's pick among its mutants is trained, and the
     gradient is the SAMPLED arch's log-probability. Here sampling 'a' makes the pick 'c' (90 %), so the policy learns
     'a'; a gradient of the evaluated arch would learn 'c' instead."""
-    ctx = simulated(ThreeArchs(), FabricatedClock(300), 0, assist=lambda archs: np.zeros(len(archs)))
+    ctx = simulated(ThreeArchs(), FabricatedClock(300), 0, assist=lambda archs: np.zeros(len(archs)),
+                    algo="reinforce")
     SEARCH_ALGOS.get("reinforce")(ctx)
     assert ctx.details["policy_argmax"] == "a"
     assert history(ctx)[-50:].count("c") >= 40  # the evaluated archs are mostly the best, picked from a's mutants

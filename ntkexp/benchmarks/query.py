@@ -75,8 +75,9 @@ class Benchmark:
                              "and 12 epochs (valid)")
         column = COLUMNS[(epochs, split)].format(ds=ds)
         if column not in self.frame.columns:
+            columns = ", ".join(c for c in self.frame.columns if c not in ("arch_str", "arch_index"))
             raise ValueError(f"the {self.name} table has no {split} accuracy after {epochs} epochs for {ds} "
-                             f"(columns: {', '.join(c for c in self.frame.columns if c not in ('arch_str', 'arch_index'))})")
+                             f"(columns: {columns})")
         return float(self._row(arch)[column])
 
     def train_seconds(self, arch: str | int, dataset: str = "cifar10", epochs: int = 200) -> float:

@@ -57,9 +57,9 @@ class NTKConfig:
     reduction: str = "sum"
     logit_index: int = 0
     params: str = "all"
-    bn_mode: str = "train"
+    bn_mode: str = "per_sample"  # the one default everywhere (the config's and the library API's)
     dtype: str = "float32"
-    chunk_size: int | None = None
+    chunk_size: int | None = None  # a memory setting: not part of a score's cache key
     batch_size: int = 64
 
     def __post_init__(self) -> None:
@@ -209,7 +209,7 @@ def parameters_kept(model: nn.Module) -> Iterator[None]:
                 store[name] = t
 
 
-def jacobian(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig(),
+def jacobian(model: nn.Module, x: torch.Tensor, cfg: NTKConfig | None = None,
              weights: Callable[[torch.Tensor], torch.Tensor | None] | None = None
              ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Rows of the Jacobian of per-sample outputs w.r.t. the selected parameters, under ``cfg``'s BN convention.
@@ -218,6 +218,7 @@ def jacobian(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig(),
     sum_k w_ik f_k(x_i) with w held constant: with w = dloss_i/dlogits_i it is the per-sample loss gradient, exact
     also under train-mode BN (chain rule through the logits). Returns ({name: (B, M*numel)}, logits).
     """
+    cfg = cfg if cfg is not None else NTKConfig()
     if x.ndim < 2 or x.shape[0] < 2:
         raise ValueError(f"the NTK needs a batch of at least 2 inputs, got shape {tuple(x.shape)}")
     dtype = DTYPES[cfg.dtype]
@@ -248,8 +249,9 @@ def jacobian(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig(),
     return jac, logits
 
 
-def empirical_ntk(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig()) -> NTKResult:
-    """Empirical NTK of ``model`` on the batch ``x`` under the conventions ``cfg``."""
+def empirical_ntk(model: nn.Module, x: torch.Tensor, cfg: NTKConfig | None = None) -> NTKResult:
+    """Empirical NTK of ``model`` on the batch ``x`` under the conventions ``cfg`` (default: :class:`NTKConfig`'s)."""
+    cfg = cfg if cfg is not None else NTKConfig()
     jac, logits = jacobian(model, x, cfg)
     kernel = _kernel_from_jacobian(jac, x.shape[0]).to(torch.float64).cpu()
     n_params = sum(v.shape[1] for v in jac.values()) // (1 if cfg.reduction != "trace" else logits.shape[1])

@@ -14,8 +14,9 @@ from torch import nn
 from ntkexp.ntk.engine import DTYPES, NTKConfig, select_params
 
 
-def ntk_reference(model: nn.Module, x: torch.Tensor, cfg: NTKConfig = NTKConfig()) -> torch.Tensor:
+def ntk_reference(model: nn.Module, x: torch.Tensor, cfg: NTKConfig | None = None) -> torch.Tensor:
     """Theta (B, B) in float64 by an explicit loop of per-output backward passes."""
+    cfg = cfg if cfg is not None else NTKConfig()
     net = copy.deepcopy(model).to(DTYPES[cfg.dtype])
     x = x.to(DTYPES[cfg.dtype])
     chosen, _ = select_params(net, cfg.params)  # same selection rule; the differentiation below is independent

@@ -4,8 +4,8 @@ algorithm (the one list: random, rea, reinforce, hb, bohb)."""
 
 from ntkexp.search import algorithms, hyperband  # noqa: F401  (registers the algorithms)
 from ntkexp.search.base import SEARCH_ALGOS, SearchContext, register_search_algo
-from ntkexp.search.scorer import BudgetExhausted, Guide, MetricScorer, OracleScorer
+from ntkexp.search.guides import BudgetExhausted, Guide, MetricGuide, OracleGuide
 from ntkexp.search.simulated import ClockGuide, SimulatedTraining
 
-__all__ = ["SEARCH_ALGOS", "BudgetExhausted", "ClockGuide", "Guide", "MetricScorer", "OracleScorer", "SearchContext",
+__all__ = ["SEARCH_ALGOS", "BudgetExhausted", "ClockGuide", "Guide", "MetricGuide", "OracleGuide", "SearchContext",
            "SimulatedTraining", "register_search_algo"]

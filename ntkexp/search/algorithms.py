@@ -4,10 +4,53 @@ the simulated clock) and every metric-assisted variant (see :mod:`ntkexp.search.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
+from omegaconf import OmegaConf
 
+from ntkexp.config import SearchAlgoConfig
 from ntkexp.search.base import SearchContext, register_search_algo
+
+
+@dataclass
+class REAConfig(SearchAlgoConfig):
+    """``search_algo=rea``: NAS-Bench-201's population 10 and tournament 3."""
+
+    name: str = "rea"
+    population_size: int = 10
+    sample_size: int = 3  # the tournament
+    iterations: int | None = None  # evolution steps after the population (None: until the budget is spent)
+
+
+#: the LGA paper's Table 2: REA's scoring budget in GPU seconds with LGA_t (t epochs of training per arch)
+LGA_SEARCH_BUDGETS = {3: 3600.0, 5: 5400.0}
+
+
+def lga_search_budget(train_epochs: int) -> float:
+    """REA's budget in the LGA paper's Table 2 for LGA_``train_epochs`` (3,600 s for LGA_3, 5,400 s for LGA_5)."""
+    if int(train_epochs) not in LGA_SEARCH_BUDGETS:
+        raise ValueError(f"search_algo=rea_lga has the paper's budgets for metric.train_epochs 3 and 5 only, not "
+                         f"{train_epochs}; set search_algo.budget_seconds")
+    return LGA_SEARCH_BUDGETS[int(train_epochs)]
+
+
+OmegaConf.register_new_resolver("ntkexp_lga_budget", lga_search_budget, replace=True)  # conf/search_algo/rea_lga
+
+
+@dataclass
+class ReinforceConfig(SearchAlgoConfig):
+    """``search_algo=reinforce``: NAS-Bench-201's reference (Adam, lr 0.5 as its documented ``REINFORCE.sh cifar10
+    0.5 -1``, which GradSign's README runs; a debiased moving-average baseline of momentum 0.9; the guide's value as
+    the reward); TEG-NAS's variant is ``conf/search_algo/reinforce_tegnas.yaml``."""
+
+    name: str = "reinforce"
+    iterations: int | None = None  # policy updates (None: until the budget is spent)
+    optimizer: str = "adam"  # adam (NB201's reference) | sgd (TEG-NAS)
+    lr: float = 0.5
+    ema: float = 0.9  # the baseline's momentum
+    baseline: str = "debiased_ema"  # debiased_ema (NB201) | ema (TEG-NAS eq. 15, b_0 = 0)
+    reward: str = "value"  # value (the guide's value; NB201) | step_difference (TEG-NAS eq. 16) | normalised_value
 
 
 @register_search_algo("random")
@@ -23,7 +66,7 @@ def random_search(ctx: SearchContext) -> str:
     return ctx.best()
 
 
-@register_search_algo("rea", knobs=("population_size", "sample_size", "iterations"))
+@register_search_algo("rea", config=REAConfig)
 def regularized_evolution(ctx: SearchContext) -> str:
     """Real et al. (2019): a population of ``population_size``; each step draws ``sample_size`` members, mutates the
     best of them, adds the child and removes the oldest member, for ``iterations`` steps (None: until the budget is
@@ -45,7 +88,7 @@ def regularized_evolution(ctx: SearchContext) -> str:
     limit = ctx.max_steps if cfg.iterations is None else cfg.iterations
     while population and not ctx.exhausted() and steps < limit:
         steps += 1
-        parent = ctx.scorer.best(tournament(list(population), cfg.sample_size, ctx.rng))
+        parent = ctx.guide.best(tournament(list(population), cfg.sample_size, ctx.rng))
         child = ctx.propose(lambda: ctx.mutate(parent))
         if child is None or ctx.evaluate(child) is None:  # a remembered arch costs a metric guide nothing
             break
@@ -53,7 +96,7 @@ def regularized_evolution(ctx: SearchContext) -> str:
         population.popleft()
     ctx.details["iterations"] = steps
     if cfg.derive == "population" and population:
-        return ctx.scorer.best(list(population))
+        return ctx.guide.best(list(population))
     return ctx.best()
 
 
@@ -104,7 +147,7 @@ class MovingAverage:
         return self.weighted / self.weight if self.debiased else self.weighted
 
 
-@register_search_algo("reinforce", knobs=("iterations", "optimizer", "lr", "ema", "baseline", "reward"))
+@register_search_algo("reinforce", config=ReinforceConfig)
 def reinforce(ctx: SearchContext) -> str:
     """A factorised categorical policy over the space's decisions trained by REINFORCE: each step samples an arch,
     evaluates it, and moves the policy by ``optimizer`` (adam: NAS-Bench-201's reference; sgd: TEG-NAS eqs. 13-14) on
@@ -127,7 +170,7 @@ def reinforce(ctx: SearchContext) -> str:
     logits = [torch.zeros(len(c), dtype=torch.float64, requires_grad=True) for c in ctx.space.choices()]
     optimizer = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)(logits, lr=cfg.lr)
     baseline = MovingAverage(cfg.ema, debiased=cfg.baseline == "debiased_ema")
-    seen: dict[str, list[float]] = {n: [] for n in ctx.scorer.names}
+    seen: dict[str, list[float]] = {n: [] for n in ctx.guide.names}
     steps = updates = 0
     limit = ctx.max_steps if cfg.iterations is None else cfg.iterations
     while not ctx.exhausted() and updates < limit and steps < ctx.max_steps:
@@ -143,7 +186,7 @@ def reinforce(ctx: SearchContext) -> str:
             break
         reward = 0.0
         for name, raw in values.items():
-            oriented = ctx.scorer.direction(name) * raw
+            oriented = ctx.guide.direction(name) * raw
             if not np.isfinite(oriented):
                 continue  # an undefined score earns nothing
             seen[name].append(oriented)

@@ -2,7 +2,7 @@
 nearest-arch projection of a search restricted to the benchmark's archs, the metric-assisted candidate pool, the
 best-so-far curve, progress).
 
-One implementation of each algorithm serves both protocols: the guide (:mod:`ntkexp.search.scorer`) is a metric
+One implementation of each algorithm serves both protocols: the guide (:mod:`ntkexp.search.guides`) is a metric
 (``task=search``), the benchmark's accuracy (the oracle), or NAS-Bench-201's simulated clock
 (:class:`~ntkexp.search.simulated.ClockGuide`, ``task=simulated_search``); ``assist`` (a metric's oriented scores)
 turns a step into its metric-assisted variant (GradSign App. A: the best of ``pool_size`` candidates is evaluated),
@@ -20,7 +20,7 @@ from ntkexp.benchmarks import GroundTruth
 from ntkexp.config import SearchAlgoConfig
 from ntkexp.registry import Registry
 from ntkexp.scoring import Progress
-from ntkexp.search.scorer import BudgetExhausted, Guide
+from ntkexp.search.guides import BudgetExhausted, Guide
 from ntkexp.spaces import InvalidArchError, SearchSpace
 
 SearchFn = Callable[["SearchContext"], str]
@@ -29,31 +29,59 @@ Scores = Callable[[list[str]], np.ndarray]  # oriented scores of archs (higher i
 
 @dataclass(frozen=True)
 class SearchAlgo:
-    """A registered search algorithm: ``fn(ctx) -> best arch`` and the ``search_algo`` settings of its own it reads
-    (``knobs``; the budget, derivation and assistance settings are the task's)."""
+    """A registered search algorithm: ``fn(ctx) -> best arch`` and its settings schema ``config`` (a
+    :class:`~ntkexp.config.SearchAlgoConfig` subclass holding the settings of its own; the budget, derivation and
+    assistance settings are every algorithm's)."""
 
     name: str
     fn: SearchFn
-    knobs: tuple[str, ...] = ()
+    config: type[SearchAlgoConfig] = SearchAlgoConfig
 
     def __call__(self, ctx: "SearchContext") -> str:
         return self.fn(ctx)
+
+    @property
+    def own_settings(self) -> tuple[str, ...]:
+        """The settings of its own (beyond every algorithm's)."""
+        shared = {f.name for f in dataclasses.fields(SearchAlgoConfig)}
+        return tuple(f.name for f in dataclasses.fields(self.config) if f.name not in shared)
+
+    def settings(self, **values: Any) -> SearchAlgoConfig:
+        """Its settings with ``values`` changed from the defaults; an unknown setting is refused naming its own."""
+        known = {f.name for f in dataclasses.fields(self.config)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"search algorithm {self.name} has no setting {unknown[0]!r}; its settings: "
+                             f"{', '.join(sorted(known - {'name'}))}")
+        return self.config(**{**values, "name": self.name})
 
 
 SEARCH_ALGOS: Registry[SearchAlgo] = Registry("search algorithm")
 
 
-def register_search_algo(name: str, knobs: tuple[str, ...] = ()) -> Callable[[SearchFn], SearchAlgo]:
-    """Register ``fn(ctx) -> best arch`` as search algorithm ``name``, reading the ``search_algo`` settings
-    ``knobs`` of its own (a setting of another algorithm is refused, not ignored)."""
-    unknown = [k for k in knobs if k not in {f.name for f in dataclasses.fields(SearchAlgoConfig)}]
-    if unknown:
-        raise ValueError(f"search algorithm {name!r} declares settings search_algo has not: {unknown}")
+def register_search_algo(name: str, config: type[SearchAlgoConfig] = SearchAlgoConfig
+                         ) -> Callable[[SearchFn], SearchAlgo]:
+    """Register ``fn(ctx) -> best arch`` as search algorithm ``name`` with its settings schema ``config`` (a
+    :class:`~ntkexp.config.SearchAlgoConfig` dataclass); the schema goes into Hydra's config store as
+    ``search_algo_schema/<name>``, which ``conf/search_algo/<name>.yaml`` names first in its defaults, so the option
+    refuses a setting it does not have."""
+    if not (dataclasses.is_dataclass(config) and issubclass(config, SearchAlgoConfig)):
+        raise ValueError(f"search algorithm {name!r}: config must be a SearchAlgoConfig dataclass, got {config!r}")
 
     def wrap(fn: SearchFn) -> SearchAlgo:
-        return SEARCH_ALGOS.register(name, SearchAlgo(name, fn, tuple(knobs)))
+        from hydra.core.config_store import ConfigStore
+
+        algo = SEARCH_ALGOS.register(name, SearchAlgo(name, fn, config))
+        ConfigStore.instance().store(group="search_algo_schema", name=name, node=config)
+        return algo
 
     return wrap
+
+
+def algo_settings(name: str, **values: Any) -> SearchAlgoConfig:
+    """The settings of the registered search algorithm ``name`` with ``values`` changed (as ``search_algo=<name>
+    search_algo.<key>=<value>`` composes them)."""
+    return SEARCH_ALGOS.get(name).settings(**values)
 
 
 class SearchContext:
@@ -61,16 +89,16 @@ class SearchContext:
 
     An algorithm reports anything besides its best arch in :attr:`details` (REINFORCE: its policy's argmax)."""
 
-    def __init__(self, space: SearchSpace, scorer: Guide, cfg: SearchAlgoConfig, seed: Union[int, np.random.Generator],
+    def __init__(self, space: SearchSpace, guide: Guide, cfg: SearchAlgoConfig, seed: Union[int, np.random.Generator],
                  ground_truth: GroundTruth | None = None, accuracy_key: str | None = None,
                  candidates: list[str] | None = None, label: str = "search", progress: bool = True,
                  assist: Scores | None = None, init_assist: Scores | None = None) -> None:
-        if cfg.budget_evals < 1:
-            raise ValueError(f"search_algo.budget_evals must be >= 1, got {cfg.budget_evals}")
+        if cfg.budget_evals is not None and cfg.budget_evals < 1:
+            raise ValueError(f"search_algo.budget_evals must be >= 1 or null, got {cfg.budget_evals}")
         if cfg.pool_size < 1 or cfg.init_pool < 0:
             raise ValueError(f"search_algo.pool_size must be >= 1 and init_pool >= 0, got {cfg.pool_size} and "
                              f"{cfg.init_pool}")
-        self.space, self.scorer, self.cfg = space, scorer, cfg
+        self.space, self.guide, self.cfg = space, guide, cfg
         self.assist, self.init_assist = assist, init_assist
         self.ended = False  # the guide's budget would have been crossed: the search is over
         self.crossing: str | None = None  # the arch whose evaluation would have crossed the budget
@@ -88,16 +116,19 @@ class SearchContext:
         self.curve: list[dict[str, Any]] = []
         self.details: dict[str, Any] = {}
         self._fresh_before = 0.0
-        self.max_steps = 50 * cfg.budget_evals  # guards against algorithms that stop finding new archs
+        # guards against algorithms that stop finding new archs (no count limit: another budget ends the search)
+        self.max_steps = 50 * cfg.budget_evals if cfg.budget_evals is not None else 10**12
         self.label = label
-        self.progress = Progress(cfg.budget_evals, label, enabled=progress and not scorer.free, interactive=False)
+        self.progress = Progress(cfg.budget_evals or 0, label,
+                                 enabled=progress and not guide.free and cfg.budget_evals is not None,
+                                 interactive=False)
 
     # ----------------------------------------------------------------------------------------------- budget
     def exhausted(self) -> bool:
-        if self.ended or self.scorer.exhausted():
+        if self.ended or self.guide.exhausted():
             return True
-        cost = self.scorer.cost
-        if cost.evaluations >= self.cfg.budget_evals:
+        cost = self.guide.cost
+        if self.cfg.budget_evals is not None and cost.evaluations >= self.cfg.budget_evals:
             return True
         if self.candidates is not None and len(self.evaluated) >= len(self.candidates):
             return True
@@ -119,7 +150,7 @@ class SearchContext:
     def draw(self) -> str | None:
         """A new random arch: an unevaluated one for a remembering guide (a repeat would teach nothing), a uniform
         draw for a guide that evaluates (and charges) every query, as the simulated references do."""
-        if self.scorer.remember:
+        if self.guide.remember:
             return self.sample_new()
         if self.candidates is not None:
             return self.candidates[int(self.rng.integers(len(self.candidates)))]
@@ -147,7 +178,7 @@ class SearchContext:
         if exclude_self:
             dist[dist == 0] = np.inf
         if prefer_unseen:
-            unseen = np.array([c not in self.scorer.values for c in self.candidates])
+            unseen = np.array([c not in self.guide.values for c in self.candidates])
             if (unseen & np.isfinite(dist)).any():
                 dist[~unseen] = np.inf
         nearest = np.flatnonzero(dist == dist.min())
@@ -169,10 +200,10 @@ class SearchContext:
         benchmark arch nearest to ``arch`` (any nearest one once all are seen)."""
         if self.candidates is None:
             child = self.space.mutate(arch, self.rng)
-            if not self.scorer.remember:  # every query is charged anyway: one mutation, as the references do
+            if not self.guide.remember:  # every query is charged anyway: one mutation, as the references do
                 return child
             for _ in range(retries):
-                if child not in self.scorer.values:
+                if child not in self.guide.values:
                     break
                 child = self.space.mutate(arch, self.rng)
             return child
@@ -183,16 +214,16 @@ class SearchContext:
         """The guide's values of ``arch``; None once the guide's budget would be crossed (the search is over)."""
         if self.ended:
             return None
-        new = arch not in self.scorer.values
+        new = arch not in self.guide.values
         try:
-            values = self.scorer.evaluate(arch)
+            values = self.guide.evaluate(arch)
         except BudgetExhausted:
             self.ended, self.crossing = True, arch
             return None
         if new:
             self.evaluated.append(arch)
-            best = self.scorer.best(self.evaluated)
-            cost = self.scorer.cost
+            best = self.guide.best(self.evaluated)
+            cost = self.guide.cost
             self.curve.append({"evaluations": cost.evaluations, "score_seconds": cost.score_seconds,
                                "wall_seconds": cost.wall_seconds, "best_arch": best,
                                "best_accuracy": self.accuracy(best)})
@@ -207,9 +238,9 @@ class SearchContext:
         and GradSign's ``reinforce.py`` append it to the trace before checking the budget, so it can be returned)."""
         if self.crossing is None or self.crossing in self.evaluated:
             return
-        values = self.scorer.peek(self.crossing)
+        values = self.guide.peek(self.crossing)
         if values is not None:
-            self.scorer.values[self.crossing] = values
+            self.guide.values[self.crossing] = values
             self.evaluated.append(self.crossing)
 
     def accuracy(self, arch: str) -> float:
@@ -220,4 +251,4 @@ class SearchContext:
     def best(self) -> str:
         if not self.evaluated:
             raise RuntimeError("the search evaluated no architecture (is the budget 0?)")
-        return self.scorer.best(self.evaluated)
+        return self.guide.best(self.evaluated)

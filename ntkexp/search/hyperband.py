@@ -17,11 +17,38 @@ the metric.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
+from ntkexp.config import SearchAlgoConfig
 from ntkexp.search.base import SearchContext, register_search_algo
+
+
+@dataclass
+class HyperbandConfig(SearchAlgoConfig):
+    """``search_algo=hb``: GradSign's BOHB.py settings (eta 3, budgets 12 to 200 epochs, hpbandster's n_iters 100)."""
+
+    name: str = "hb"
+    eta: int = 3  # reduction factor
+    min_budget: float = 12  # smallest and largest budget, in epochs
+    max_budget: float = 200
+    hb_iterations: int = 100  # successive-halving iterations at most
+
+
+@dataclass
+class BOHBConfig(HyperbandConfig):
+    """``search_algo=bohb``: Hyperband's settings and the configuration model's: hpbandster's KDE with NB201's
+    BOHB.sh settings (num_samples 4, random_fraction 0, bandwidth_factor 3, min_bandwidth 0.3), or Optuna's TPE."""
+
+    name: str = "bohb"
+    bohb_model: str = "kde"  # kde (hpbandster's BOHB config generator, as NB201's BOHB.sh) | tpe (Optuna)
+    num_samples: int = 4  # kde: samples to optimise the acquisition
+    random_fraction: float = 0.0  # kde: share of random proposals
+    bandwidth_factor: float = 3.0  # kde: widens the KDE to sample from
+    min_bandwidth: float = 0.3  # kde
+    top_n_percent: int = 15  # kde: the good configurations' share (hpbandster's default)
 
 
 def brackets(eta: int, min_budget: float, max_budget: float) -> list[tuple[list[int], list[float]]]:
@@ -65,11 +92,11 @@ def hyperband(ctx: SearchContext, propose: Callable[[float], str | None],
                     return _incumbent(ctx, at_top, iterations)
                 configs.append(arch)
                 if told is not None:
-                    told(arch, float(ctx.scorer.scores([arch])[0]), budgets[stage])
+                    told(arch, float(ctx.guide.scores([arch])[0]), budgets[stage])
                 if stage == len(sizes) - 1:
                     at_top.append(arch)
             if stage + 1 < len(sizes):
-                order = np.argsort(-ctx.scorer.scores(configs), kind="stable")[:sizes[stage + 1]]
+                order = np.argsort(-ctx.guide.scores(configs), kind="stable")[:sizes[stage + 1]]
                 configs = [configs[i] for i in sorted(order)]
     return _incumbent(ctx, at_top, iterations)
 
@@ -78,18 +105,16 @@ def _incumbent(ctx: SearchContext, at_top: list[str], iterations: int) -> str:
     ctx.details.update(iterations=iterations, archs_at_max_budget=len(set(at_top)))
     if not at_top:
         return ctx.best()
-    return ctx.scorer.best(list(dict.fromkeys(at_top)))
+    return ctx.guide.best(list(dict.fromkeys(at_top)))
 
 
-@register_search_algo("hb", knobs=("eta", "min_budget", "max_budget", "hb_iterations"))
+@register_search_algo("hb", config=HyperbandConfig)
 def hyperband_random(ctx: SearchContext) -> str:
     """Hyperband with random configurations (G-HB: each the best of ``pool_size`` random archs by the metric)."""
     return hyperband(ctx, lambda budget: ctx.propose(ctx.draw))
 
 
-@register_search_algo("bohb", knobs=("eta", "min_budget", "max_budget", "hb_iterations", "bohb_model",
-                                     "num_samples", "random_fraction", "bandwidth_factor", "min_bandwidth",
-                                     "top_n_percent"))
+@register_search_algo("bohb", config=BOHBConfig)
 def bohb(ctx: SearchContext) -> str:
     """Hyperband with model-proposed configurations: ``bohb_model=kde`` is BOHB itself, hpbandster's configuration
     generator (a KDE of the good and the bad configurations per budget, proposals from the largest budget that has a
@@ -129,7 +154,7 @@ def _bohb_kde(ctx: SearchContext) -> str:
                              random_fraction=cfg.random_fraction, bandwidth_factor=cfg.bandwidth_factor,
                              min_bandwidth=cfg.min_bandwidth, logger=logger)
     configs: dict[str, dict[str, Any]] = {}
-    clock = ctx.scorer.names == ["valid"]
+    clock = ctx.guide.names == ["valid"]
 
     def propose(budget: float) -> str | None:
         for _ in range(100):

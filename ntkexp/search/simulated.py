@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ntkexp.benchmarks import GroundTruth
-from ntkexp.search.scorer import BudgetExhausted, Guide
+from ntkexp.search.guides import BudgetExhausted, Guide
 
 
 @dataclass

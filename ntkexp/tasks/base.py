@@ -181,29 +181,32 @@ class Task:
 
     def check_search_algo(self, algo: SearchAlgoConfig) -> None:
         """Refuse, in one line, a ``search_algo`` setting (changed from its default) that this task does not read, and
-        a number that is not finite (``lr=nan`` would end a search later in a message that does not name it)."""
+        a number that is not finite (``lr=nan`` would end a search later in a message that does not name it). A
+        setting another algorithm has and this one lacks is refused by its schema when Hydra composes."""
         for f in dataclasses.fields(algo):
             value = getattr(algo, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"search_algo.{f.name}={value!r} is not a finite number; give a real value")
-        defaults = SearchAlgoConfig()
+        defaults = type(algo)()
         changed = [f.name for f in dataclasses.fields(algo) if getattr(algo, f.name) != getattr(defaults, f.name)]
-        own = {n: set(SEARCH_ALGOS.get(n).knobs) for n in SEARCH_ALGOS}  # each algorithm's own settings
+        if algo.name != SearchAlgoConfig.name:
+            changed.insert(0, "name")
+        own = SEARCH_ALGOS.get(algo.name).own_settings if algo.name in SEARCH_ALGOS else ()
         if self.search_knobs is None:
             allowed: set[str] = set()
         elif self.one_algorithm:
-            allowed = {*self.search_knobs, *own.get(algo.name, set())}
+            allowed = {*self.search_knobs, *own}
         else:
-            allowed = {*self.search_knobs, *set().union(*own.values())}
-        bad = [k for k in changed if k not in allowed]
+            allowed = set(self.search_knobs)
+        bad = [k for k in dict.fromkeys(changed) if k not in allowed]
         if not bad:
             return
         knob = bad[0]
-        owners = [n for n, knobs in own.items() if knob in knobs]
         if self.search_knobs is None:
             why = f"task={self.name} runs no search algorithm"
-        elif self.one_algorithm and owners:
-            why = f"it is a setting of search_algo.name={' or '.join(owners)}, not of {algo.name}"
+        elif not self.one_algorithm and knob in own:
+            why = (f"task={self.name} runs several algorithms and takes each one's settings under its name: "
+                   f"task.algorithms.{algo.name}.{knob}=...")
         else:
             why = f"task={self.name} does not read it"
         raise ValueError(f"search_algo.{knob}={getattr(algo, knob)!r} does not apply: {why} (it would be ignored)")

@@ -142,41 +142,87 @@ def diverged_archs(frame: pd.DataFrame) -> dict[str, int]:
     return out
 
 
-def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
-    task = ctx.config.task
-    top_k = top_k_fractions(task.top_k)  # checked before any arch is trained
-    gt = ctx.require_ground_truth()
-    epochs = sorted(set(int(e) for e in task.track_epochs) | {0})
-    if min(epochs) < 0:
-        raise ValueError(f"task.track_epochs must be >= 0, got {list(task.track_epochs)}")
+def _chosen_archs(ctx: RunContext) -> list[tuple[str, str]]:
+    """(arch, band) pairs: per accuracy band (``task.select=bands``) or a sample (``sample``)."""
+    task, gt = ctx.config.task, ctx.require_ground_truth()
     if task.select == "bands":
-        chosen = band_archs(gt.frame[ctx.accuracy_key].dropna(), dict(task.bands), task.per_band, ctx.seed)
-    elif task.select == "sample":
-        chosen = [(a, "all") for a in choose_archs(ctx, decile=task.decile, n_deciles=task.n_deciles)]
-    else:
-        raise ValueError(f"task.select must be 'bands' or 'sample', got {task.select!r}")
-    scorer = ArchScorer(ctx)
-    if max(epochs) > 0:
-        scorer.training("task=kernel_evolution")  # refuses a probe-only data set before any work
+        return band_archs(gt.frame[ctx.accuracy_key].dropna(), dict(task.bands), task.per_band, ctx.seed)
+    if task.select == "sample":
+        return [(a, "all") for a in choose_archs(ctx, decile=task.decile, n_deciles=task.n_deciles)]
+    raise ValueError(f"task.select must be 'bands' or 'sample', got {task.select!r}")
+
+
+def track_archs(ctx: RunContext, scorer: ArchScorer, chosen: list[tuple[str, str]], epochs: list[int],
+                progress: DashboardProgress) -> pd.DataFrame:
+    """Every metric, the kernel's correlation and relative change at each of ``epochs`` for each arch (one row per
+    arch and epoch, with its band, seconds and benchmark accuracy); each arch's values go to ``progress``."""
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
-    series = {f"{m}/t{e}": m for m in ctx.selection.metrics for e in epochs}
-    progress = DashboardProgress(out, series, len(chosen))
-    with Progress(len(chosen), "training", task.progress) as bar:
+    with Progress(len(chosen), "training", ctx.config.task.progress) as bar:
         for arch, band in chosen:
             tracked = scorer.track(arch, epochs)
+            kept = [rec for rec in tracked.records if rec["epoch"] in epochs]
             rows += [{"arch": arch, "band": band, **rec, "seconds": tracked.seconds, "cached": tracked.cached}
-                     for rec in tracked.records if rec["epoch"] in epochs]
-            values = {f"{m}/t{rec['epoch']}": rec.get(m, float("nan")) for rec in tracked.records
-                      if rec["epoch"] in epochs for m in ctx.selection.metrics}
-            progress.arch_done(arch, values, tracked.seconds, tracked.cached)
+                     for rec in kept]
+            progress.arch_done(arch, {f"{m}/t{rec['epoch']}": rec.get(m, float("nan")) for rec in kept
+                                      for m in ctx.selection.metrics}, tracked.seconds, tracked.cached)
             if tracked.error is not None:
                 errors.append(tracked.error)
             bar.step(cached=tracked.cached)
     if len(errors) == len(chosen):
         raise NothingScored(f"every arch failed to train or score; the first error: {errors[0]}")
     frame = pd.DataFrame(rows)
-    frame["accuracy"] = gt.accuracy(list(frame["arch"]), ctx.accuracy_key)
+    frame["accuracy"] = ctx.require_ground_truth().accuracy(list(frame["arch"]), ctx.accuracy_key)
+    return frame
+
+
+def evolution_payload(ctx: RunContext, frame: pd.DataFrame, ranks: pd.DataFrame, chosen: list[tuple[str, str]],
+                      epochs: list[int], scorer: ArchScorer, note: str, diverged: dict[str, int]) -> dict[str, Any]:
+    """``summary.json``'s own part: what ran, tau per metric and step, the kernels' median and mean movement."""
+    names = list(ctx.selection.metrics)
+    moved = {f"{col}_{how}": getattr(frame.groupby("epoch")[col], how)().to_dict()
+             for how in ("median", "mean") for col in ("kernel_corr", "kernel_rel_diff")}
+    return {"n_archs": len(chosen), "n_cached": scorer.n_cached, "epochs": epochs, "note": note,
+            "diverged": diverged,  # arch -> the first step whose training loss was not finite
+            "steps_per_epoch": ctx.data.steps_per_epoch, "batch_size": ctx.dataset.batch_size,
+            "kendall_tau": {n: {int(r.epoch): r.kendall_tau for r in ranks[ranks.metric == n].itertuples()}
+                            for n in names},
+            **{k: moved[k] for k in ("kernel_corr_median", "kernel_rel_diff_median", "kernel_corr_mean",
+                                     "kernel_rel_diff_mean")}}
+
+
+def run_note(ctx: RunContext, n_archs: int) -> str:
+    """The run's scale in one line: network, data, what an epoch is, BN mode and probe batch, archs."""
+    n_train, steps = len(ctx.data.train_tensors[1]), ctx.data.steps_per_epoch
+    unit = "t in optimiser steps" if steps == 1 else f"an epoch is {steps:,} steps"
+    return (f"{ctx.space.label()} | {ctx.dataset.label or ctx.dataset.name} ({n_train:,} train images; {unit} of "
+            f"{ctx.dataset.batch_size} images, {ctx.train.resolved_precision(ctx.device.type)}) | "
+            f"bn={ctx.ntk.bn_mode} batch={ctx.ntk.batch_size} | {n_archs} archs")
+
+
+def present_evolution(out: RunOutput, frame: pd.DataFrame, ranks: pd.DataFrame, names: list[str], note: str) -> None:
+    """The dashboard's per-epoch tau series, the three figures and the labelled tau table on stdout."""
+    for r in ranks.itertuples():
+        out.logger.log_metrics({f"{r.metric}/kendall_tau": r.kendall_tau, f"{r.metric}/spearman_rho": r.spearman_rho,
+                                "epoch": r.epoch})
+    out.figure("kernel_evolution", lambda: kernel_figure(frame, note))
+    out.figure("metrics_by_band", lambda: metrics_figure(frame, names, note))
+    out.figure("rank_correlation", lambda: rank_figure(ranks, names, note))
+    print(tau_table(ranks, names, note))
+
+
+def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
+    task = ctx.config.task
+    top_k = top_k_fractions(task.top_k)  # checked before any arch is trained
+    epochs = sorted(set(int(e) for e in task.track_epochs) | {0})
+    if min(epochs) < 0:
+        raise ValueError(f"task.track_epochs must be >= 0, got {list(task.track_epochs)}")
+    chosen = _chosen_archs(ctx)
+    scorer = ArchScorer(ctx)
+    if max(epochs) > 0:
+        scorer.training("task=kernel_evolution")  # refuses a probe-only data set before any work
+    progress = DashboardProgress(out, {f"{m}/t{e}": m for m in ctx.selection.metrics for e in epochs}, len(chosen))
+    frame = track_archs(ctx, scorer, chosen, epochs, progress)
     diverged = diverged_archs(frame)
     if diverged:
         arch, step = next(iter(diverged.items()))
@@ -185,35 +231,15 @@ def run_kernel_evolution(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
                     arch, step)
     out.table("evolution", frame)
     out.training_curves(scorer.curves)
-
     names = list(ctx.selection.metrics)
     ranks = pd.DataFrame([rank_row(part, name, int(epoch), top_k, ctx.seed)
                           for epoch, part in frame.groupby("epoch") for name in names])
     out.table("rank_correlation", ranks)
-    n_train, steps = len(ctx.data.train_tensors[1]), ctx.data.steps_per_epoch
-    unit = "t in optimiser steps" if steps == 1 else f"an epoch is {steps:,} steps"
-    note = (f"{ctx.space.label()} | {ctx.dataset.label or ctx.dataset.name} ({n_train:,} train images; {unit} of "
-            f"{ctx.dataset.batch_size} images, {ctx.train.resolved_precision(ctx.device.type)}) | "
-            f"bn={ctx.ntk.bn_mode} batch={ctx.ntk.batch_size} | {len(chosen)} archs")
-    payload = {
-        "n_archs": len(chosen), "n_cached": scorer.n_cached, "epochs": epochs, "note": note,
-        "diverged": diverged,  # arch -> the first step whose training loss was not finite
-        "steps_per_epoch": steps, "batch_size": ctx.dataset.batch_size,
-        "kendall_tau": {n: {int(r.epoch): r.kendall_tau for r in ranks[ranks.metric == n].itertuples()} for n in names},
-        "kernel_corr_median": frame.groupby("epoch")["kernel_corr"].median().to_dict(),
-        "kernel_rel_diff_median": frame.groupby("epoch")["kernel_rel_diff"].median().to_dict(),
-        "kernel_corr_mean": frame.groupby("epoch")["kernel_corr"].mean().to_dict(),
-        "kernel_rel_diff_mean": frame.groupby("epoch")["kernel_rel_diff"].mean().to_dict(),
-    }
+    note = run_note(ctx, len(chosen))
     training = {"training": scorer.training("training")} if max(epochs) > 0 else {}
+    payload = evolution_payload(ctx, frame, ranks, chosen, epochs, scorer, note, diverged)
     summary = out.summary("kernel_evolution", payload, {}, scorer, epochs=0, conventions=training)
-    for r in ranks.itertuples():
-        out.logger.log_metrics({f"{r.metric}/kendall_tau": r.kendall_tau, f"{r.metric}/spearman_rho": r.spearman_rho,
-                                "epoch": r.epoch})
-    out.figure("kernel_evolution", lambda: kernel_figure(frame, note))
-    out.figure("metrics_by_band", lambda: metrics_figure(frame, names, note))
-    out.figure("rank_correlation", lambda: rank_figure(ranks, names, note))
-    print(tau_table(ranks, names, note))
+    present_evolution(out, frame, ranks, names, note)
     return summary
 
 

@@ -64,19 +64,48 @@ def driving_metrics(ctx: RunContext) -> list[str]:
     return [n for n in ctx.config.metric.names if n not in COMBINATIONS]
 
 
+def repeat_scorers(ctx: RunContext, supernet: NASBench201Supernet, names: list[str]) -> list[ArchScorer]:
+    """One scorer per repeat (its own init and probe batch, shared by a round's supernet and its candidates), each on
+    a run context of its own for the supernet with one repeat."""
+    single = dataclasses.replace(ctx.config, metric=dataclasses.replace(ctx.config.metric, repeats=1))
+    return [ArchScorer(dataclasses.replace(ctx, space=supernet, config=single, seed=repeat_seed(ctx.seed, r)),
+                       expand(names)) for r in range(ctx.config.metric.repeats)]
+
+
+def prune_payload(ctx: RunContext, names: list[str], found: str, rounds: list[PruneRound], supernet: Any,
+                  ops: tuple[str, ...], seconds: list[float]) -> dict[str, Any]:
+    """``summary.json``'s own part: the found arch against the benchmark, the rounds, the supernet, the cost."""
+    gt = ctx.require_ground_truth()
+    accuracy = {c: float(gt.accuracy([found], c)[0]) for c in gt.datasets}
+    # A combination (tegnas) names itself; metrics listed one by one are named by all of them.
+    label = ctx.selection.primary if ctx.selection.primary in COMBINATIONS else "+".join(names)
+    return {
+        "metric": label, "driving_metrics": names, "found": {"arch": found, "accuracy": accuracy},
+        "benchmark_best_accuracy": {c: float(gt.frame[c].max()) for c in gt.datasets},
+        "benchmark_mean_accuracy": {c: float(np.nanmean(gt.frame[c])) for c in gt.datasets},
+        "found_percentile": {c: float((gt.frame[c] < accuracy[c]).mean() * 100) for c in gt.datasets},
+        "rounds": [{"round": r.round, "pruned": {str(e): op for e, op in r.pruned.items()}} for r in rounds],
+        "supernet": supernet.label(), "ops": list(ops), "repeats": ctx.config.metric.repeats,
+        "cost": {"device": device_name(ctx.device), "supernets_scored": len(seconds),
+                 "score_seconds": float(sum(seconds))},
+    }
+
+
+def print_prune(payload: dict[str, Any], key: str, device: str) -> None:
+    found, cost = payload["found"], payload["cost"]
+    print(f"found: {found['arch']}")
+    best = payload["benchmark_best_accuracy"][key]
+    print(f"{key} accuracy {found['accuracy'][key]:.2f}% (benchmark best {best:.2f}%, "
+          f"mean {payload['benchmark_mean_accuracy'][key]:.2f}%, better than {payload['found_percentile'][key]:.1f}% "
+          f"of the archs); {cost['supernets_scored']} supernets scored in {cost['score_seconds']:.1f} s on {device}")
+
+
 def run_prune_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     assert isinstance(ctx.space, NASBench201)  # the task declares its space (checked before the run starts)
-    gt = ctx.require_ground_truth()
-    names = driving_metrics(ctx)
-    prune = ctx.config.task.prune
+    names, prune, key = driving_metrics(ctx), ctx.config.task.prune, ctx.accuracy_key
     ops = tuple(OPS) if prune.keep_none else tuple(o for o in OPS if o != "none")
     supernet = NASBench201Supernet(C=prune.C, N=prune.N, mix=prune.mix, universe=ops)
-    # one scorer per repeat (its own init and probe batch, shared by a round's supernet and its candidates)
-    repeats = ctx.config.metric.repeats
-    single = dataclasses.replace(ctx.config, metric=dataclasses.replace(ctx.config.metric, repeats=1))
-    scorers = [ArchScorer(dataclasses.replace(ctx, space=supernet, config=single, seed=repeat_seed(ctx.seed, r)),
-                          expand(names)) for r in range(repeats)]
-    scorer = scorers[0]
+    scorers = repeat_scorers(ctx, supernet, names)
     seconds: list[float] = []
 
     def score(state: list[tuple[str, ...]], repeat: int) -> dict[str, float]:
@@ -91,34 +120,18 @@ def run_prune_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
                  ", ".join(f"edge {e}: {op}" for e, op in sorted(record.pruned.items())), len(seconds), sum(seconds))
 
     log.info("pruning the NB201 supernet (%s) by %s on %s", supernet.label(), " + ".join(names), ctx.device)
-    chosen, rounds = prune_supernet([ops] * len(EDGES), score, {n: traits(n).direction for n in names}, repeats,
-                                    report, prune.precision, prune.rounding)
-    found = format_ops(chosen)
-    accuracy = {c: float(gt.accuracy([found], c)[0]) for c in gt.datasets}
+    chosen, rounds = prune_supernet([ops] * len(EDGES), score, {n: traits(n).direction for n in names},
+                                    len(scorers), report, prune.precision, prune.rounding)
     frame = pd.DataFrame([{"round": r.round, **c, "pruned": r.pruned.get(int(c["edge"])) == c["op"]}
                           for r in rounds for c in r.candidates])
     out.table("prune_rounds", frame)
-    key = ctx.accuracy_key
-    # A combination (tegnas) names itself; metrics listed one by one are named by all of them.
-    label = ctx.selection.primary if ctx.selection.primary in COMBINATIONS else "+".join(names)
-    payload = {
-        "metric": label, "driving_metrics": names, "found": {"arch": found, "accuracy": accuracy},
-        "benchmark_best_accuracy": {c: float(gt.frame[c].max()) for c in gt.datasets},
-        "benchmark_mean_accuracy": {c: float(np.nanmean(gt.frame[c])) for c in gt.datasets},
-        "found_percentile": {c: float((gt.frame[c] < accuracy[c]).mean() * 100) for c in gt.datasets},
-        "rounds": [{"round": r.round, "pruned": {str(e): op for e, op in r.pruned.items()}} for r in rounds],
-        "supernet": supernet.label(), "ops": list(ops), "repeats": repeats,
-        "cost": {"device": device_name(ctx.device), "supernets_scored": len(seconds),
-                 "score_seconds": float(sum(seconds))},
-    }
-    summary = out.summary("prune_search", payload, {"found_accuracy": accuracy[key],
-                                                    "score_seconds": float(sum(seconds))}, scorer, epochs=0)
+    payload = prune_payload(ctx, names, format_ops(chosen), rounds, supernet, ops, seconds)
+    found_accuracy = payload["found"]["accuracy"][key]
+    summary = out.summary("prune_search", payload, {"found_accuracy": found_accuracy,
+                                                    "score_seconds": float(sum(seconds))}, scorers[0], epochs=0)
     out.figure("prune_rounds", lambda: rounds_figure(frame, f"pruning by {' + '.join(names)} | found {key} "
-                                                            f"{accuracy[key]:.2f}% | seed {ctx.seed}"))
-    print(f"found: {found}")
-    print(f"{key} accuracy {accuracy[key]:.2f}% (benchmark best {payload['benchmark_best_accuracy'][key]:.2f}%, "
-          f"mean {payload['benchmark_mean_accuracy'][key]:.2f}%, better than {payload['found_percentile'][key]:.1f}% "
-          f"of the archs); {len(seconds)} supernets scored in {sum(seconds):.1f} s on {device_name(ctx.device)}")
+                                                            f"{found_accuracy:.2f}% | seed {ctx.seed}"))
+    print_prune(payload, key, device_name(ctx.device))
     return summary
 
 

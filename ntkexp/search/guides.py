@@ -1,9 +1,9 @@
 """What a search algorithm asks of its guide: the values of archs (each scored once per search), comparisons within
 a set, and the cost spent.
 
-Two guides share that interface: :class:`MetricScorer` (one metric, or a registered combination whose components
+Two guides share that interface: :class:`MetricGuide` (one metric, or a registered combination whose components
 are ranked within every compared set, as TEG-NAS and NTK-score do), scored through the run's
-:class:`~ntkexp.scoring.ArchScorer`, and :class:`OracleScorer`, which reads the benchmark's accuracy at no cost.
+:class:`~ntkexp.scoring.ArchScorer`, and :class:`OracleGuide`, which reads the benchmark's accuracy at no cost.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class Guide:
                 "fresh_seconds": self.cost.fresh_seconds, "wall_seconds": self.cost.wall_seconds}
 
 
-class MetricScorer(Guide):
+class MetricGuide(Guide):
     """Guides by a metric or a registered combination (its components ranked within each compared set)."""
 
     def __init__(self, arch_scorer: ArchScorer, metric: str) -> None:
@@ -139,7 +139,7 @@ class MetricScorer(Guide):
         return sum_of_ranks(columns) if self.rule == "sum_of_ranks" else borda_count(columns)
 
 
-class OracleScorer(Guide):
+class OracleGuide(Guide):
     """Guides by the benchmark's accuracy itself, at no cost (the best a guide can do)."""
 
     free = True
