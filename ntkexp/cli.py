@@ -138,6 +138,14 @@ def check_group_overrides(args: list[str], conf_dir: Path) -> None:
         if any(v.strip().startswith("_") for v in value.split(",")):
             raise ValueError(f"{key}={value}: names starting with '_' are shared bases of other options, not options; "
                              f"options: {', '.join(options)}")
+        searchpath = any(a.lstrip("+").startswith("hydra.searchpath") for a in args)  # a plug-in's own options
+        unknown = [v.strip() for v in value.split(",") if v.strip() and v.strip() not in options]
+        if unknown and not searchpath and key != "hydra/launcher" and "/" not in key:
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], options, n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise ValueError(f"{key}={unknown[0]}: no such option{hint} (options: {', '.join(options)})")
 
 
 def _chosen(args: list[str], group: str) -> list[str]:

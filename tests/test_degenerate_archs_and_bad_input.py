@@ -363,14 +363,16 @@ def test_a_bad_top_k_is_refused_before_any_arch_is_scored(tmp_path: Path, task: 
         assert db.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 0
 
 
-@pytest.mark.parametrize("setting", ["search_algo.lr=nan", "search_algo.ema=inf", "search_algo.min_bandwidth=-inf"])
-def test_a_search_setting_that_is_not_a_finite_number_is_refused_up_front(setting: str) -> None:
+@pytest.mark.parametrize("args", [["task=search", "search_algo=reinforce", "search_algo.lr=nan"],
+                                  ["task=search", "search_algo=bohb", "search_algo.min_bandwidth=-inf"],
+                                  ["task=simulated_search", "task.algorithms.reinforce.ema=inf"]])
+def test_a_search_setting_that_is_not_a_finite_number_is_refused_up_front(args: list[str]) -> None:
     """search_algo.lr=nan ran REINFORCE until numpy's 'Probabilities contain NaN', which names no setting."""
-    proc = cli("task=simulated_search", setting, "task.simulated.runs=1", "task.simulated.methods=[REINFORCE]",
+    proc = cli(*args, "task.simulated.runs=1" if "task=simulated_search" in args else "search_algo.budget_evals=3",
                "logger=none", "task.progress=false")
-    key = setting.split("=")[0]
-    assert proc.returncode == 2 and f"{key}=" in proc.stderr and "not a finite number" in proc.stderr, proc.stderr
-    assert "Traceback" not in proc.stderr
+    key, value = args[-1].split("=")
+    assert proc.returncode == 2 and "not a finite number" in proc.stderr, proc.stderr
+    assert f"{key.split('.')[-1]}={value}" in proc.stderr.splitlines()[-1] and "Traceback" not in proc.stderr
 
 
 def test_a_space_setting_it_lacks_gets_the_spaces_own_line_without_a_plus() -> None:

@@ -14,6 +14,7 @@ from ntkexp.data import ArrayDataModule, DataConfig
 from ntkexp.scoring import ArchScorer, RunContext
 from ntkexp.spaces.nasbench201 import NASBench201
 from ntkexp.train import TrainConfig, evaluate_accuracy, fit, module
+from ntkexp.train import config as train_config  # where resolved_precision looks the CPU up
 from ntkexp.train.tracking import CurveRecorder
 
 from .conftest import DIGITS, QUIET, cli, make_cfg
@@ -69,9 +70,9 @@ def test_cpuinfo_flags_decide_native_bfloat16(tmp_path: Path) -> None:
 
 def test_auto_precision_takes_bfloat16_only_where_the_cpu_has_it(monkeypatch) -> None:
     cfg = TrainConfig()
-    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda *a: True)
+    monkeypatch.setattr(train_config, "cpu_has_native_bf16", lambda *a: True)
     assert cfg.resolved_precision("cpu") == "bf16-mixed"
-    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda *a: False)
+    monkeypatch.setattr(train_config, "cpu_has_native_bf16", lambda *a: False)
     assert cfg.resolved_precision("cpu") == "32-true"
     assert cfg.resolved_precision("cuda") == "bf16-mixed"
     assert TrainConfig(precision="64-true").resolved_precision("cuda") == "64-true"
@@ -81,7 +82,7 @@ def test_auto_precision_takes_bfloat16_only_where_the_cpu_has_it(monkeypatch) ->
 def test_the_cpu_training_path_learns_in_either_precision(monkeypatch, native: bool) -> None:
     """Finite losses and accuracy well above chance on the digits after 40 steps, with bfloat16 autocast where the
     CPU has it and float32 where it does not; the network comes back in float32 and NCHW."""
-    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda *a: native)
+    monkeypatch.setattr(train_config, "cpu_has_native_bf16", lambda *a: native)
     cfg = TrainConfig(lr=0.05, epoch_steps=40, schedule="constant")
     model, curve, trainer = _train(cfg, 1, batch=64, subset=None, epoch_steps=40)
     assert trainer.precision == ("bf16-mixed" if native else "32-true")
@@ -97,7 +98,7 @@ def test_the_precision_used_is_in_the_conventions_of_scores_after_training(tmp_p
     small = [*DIGITS, "ntk.batch_size=8", "logger=csv", "threads=1", "metric=lga", "dataset.train_subset=128",
              "trainer.batch_size=64", "trainer.epoch_steps=1", "metric.train_epochs=3"]
     for native, expected in ((True, "bf16-mixed"), (False, "32-true")):
-        monkeypatch.setattr(module, "cpu_has_native_bf16", lambda *a, n=native: n)
+        monkeypatch.setattr(train_config, "cpu_has_native_bf16", lambda *a, n=native: n)
         scorer = ArchScorer(RunContext.build(make_cfg(small, tmp_path / expected), need_ground_truth=False))
         record = scorer.score(ARCH)
         assert scorer.training("t")["trainer"]["precision"] == expected

@@ -11,6 +11,7 @@ turns a step into its metric-assisted variant (GradSign App. A: the best of ``po
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
@@ -53,6 +54,10 @@ class SearchAlgo:
         if unknown:
             raise ValueError(f"search algorithm {self.name} has no setting {unknown[0]!r}; its settings: "
                              f"{', '.join(sorted(known - {'name'}))}")
+        for key, value in values.items():  # lr=nan would end a search later in a message that does not name it
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"search algorithm {self.name}: {key}={value!r} is not a finite number; give a real "
+                                 "value")
         return self.config(**{**values, "name": self.name})
 
 
