@@ -29,12 +29,13 @@ from ntkexp.metrics import register_metric
 from ntkexp.report import register_section
 from ntkexp.scoring import choose_archs
 from ntkexp.search import register_search_algo
-from ntkexp.spaces import SPACES, InvalidArchError, SearchSpace
+from ntkexp.spaces import InvalidArchError, SearchSpace, register_space
 from ntkexp.tasks import register_task
 
 WIDTHS = (4, 8, 16)
 
 
+@register_space("conv_chain")
 class ConvChain(SearchSpace):
     """Archs ``w<a>-w<b>``: two 3x3 convolutions of widths a and b, then global pooling and a linear head."""
 
@@ -76,9 +77,6 @@ class ConvChain(SearchSpace):
         k = self.kernel
         return nn.Sequential(nn.Conv2d(in_channels, a, k, padding=k // 2), nn.ReLU(), nn.Conv2d(a, b, k, padding=k // 2),
                              nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(b, num_classes))
-
-
-SPACES.register("conv_chain", ConvChain)
 
 
 @register_metric("weight_count", direction=+1, needs=())

@@ -162,10 +162,10 @@ def reinforce(ctx: SearchContext) -> str:
 
     cfg = ctx.cfg
     _check_derive(cfg.derive, ("best_evaluated", "policy_argmax"), "reinforce")
-    for knob, given, valid in (("reward", cfg.reward, tuple(REWARDS)), ("optimizer", cfg.optimizer, ("adam", "sgd")),
+    for setting, given, valid in (("reward", cfg.reward, tuple(REWARDS)), ("optimizer", cfg.optimizer, ("adam", "sgd")),
                                ("baseline", cfg.baseline, ("debiased_ema", "ema"))):
         if given not in valid:
-            raise ValueError(f"search_algo.{knob} must be one of {', '.join(valid)}, got {given!r}")
+            raise ValueError(f"search_algo.{setting} must be one of {', '.join(valid)}, got {given!r}")
     reward_of = REWARDS[cfg.reward]
     logits = [torch.zeros(len(c), dtype=torch.float64, requires_grad=True) for c in ctx.space.choices()]
     optimizer = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)(logits, lr=cfg.lr)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 from torch import nn
+
+from ntkexp.registry import Registry
 
 
 class InvalidArchError(ValueError):
@@ -81,3 +83,20 @@ class SearchSpace(ABC):
         """The network in words, for tables, titles and summaries."""
         settings = ", ".join(f"{k}={v}" for k, v in self.describe().items() if k != "name")
         return f"{self.name} ({settings})" if settings else self.name
+
+
+#: every search space by name: a constructor taking the space's settings (``search_space.kwargs``)
+SPACES: Registry[Callable[..., SearchSpace]] = Registry("search space")
+
+T = TypeVar("T")
+
+
+def register_space(name: str) -> Callable[[T], T]:
+    """Register a :class:`SearchSpace` class (or a constructor, e.g. a ``functools.partial`` binding a variant) as
+    search space ``name``; returns it unchanged, so it works as a decorator."""
+
+    def wrap(space: T) -> T:
+        SPACES.register(name, space)
+        return space
+
+    return wrap

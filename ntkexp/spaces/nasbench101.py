@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ntkexp.spaces.base import InvalidArchError, SearchSpace
+from ntkexp.spaces.base import InvalidArchError, SearchSpace, register_space
 
 OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
 MAX_VERTICES = 7
@@ -102,6 +102,7 @@ def module_hash(arch: str) -> str:
     return str(graph_util.hash_module(matrix, labels))
 
 
+@register_space("nasbench101")
 class NASBench101(SearchSpace):
     name = "nasbench101"
     size = None  # 423,624 unique cells; sampled, not enumerated

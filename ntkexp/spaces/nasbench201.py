@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ntkexp.spaces.base import InvalidArchError, SearchSpace
+from ntkexp.spaces.base import InvalidArchError, SearchSpace, register_space
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: (to_node, from_node) of the 6 edges, in arch-string order.
@@ -267,6 +267,7 @@ class TinyNetwork(nn.Module):
         return self.classifier(self.global_pooling(out).flatten(1))
 
 
+@register_space("nasbench201")
 class NASBench201(SearchSpace):
     """The 15,625 NB201 cells in the TinyNetwork skeleton of width ``C`` and ``N`` cells per stage."""
 

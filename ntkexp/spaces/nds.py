@@ -11,6 +11,8 @@ them per arch); without them the space's ``C``/``layers`` apply. ``Genotype(norm
 
 from __future__ import annotations
 
+from functools import partial
+
 import ast
 import json
 import re
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ntkexp.spaces.base import InvalidArchError, SearchSpace
+from ntkexp.spaces.base import InvalidArchError, SearchSpace, register_space
 
 # ----------------------------------------------------------------------------------------------------------- ops
 
@@ -369,3 +371,8 @@ class NDSSpace(SearchSpace):
             f"{self.name} ({self.variant.upper()} cells)"
         return (f"{what} network (DARTS NetworkCIFAR; each arch's own width/depth, else C={self.C}, "
                 f"{self.layers} layers)")
+
+
+for _variant in SPACE_OPS:  # one class, one registered constructor per design space (its settings: C, layers)
+    register_space(f"nds_{_variant}")(partial(NDSSpace, _variant))
+register_space("darts_swap")(partial(NDSSpace, "darts", name="darts_swap"))  # the DARTS cells, SWAP-NAS's archs

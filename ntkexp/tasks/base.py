@@ -157,7 +157,7 @@ RunFn = Callable[[RunContext, RunOutput], dict[str, Any]]
 class Task:
     """A task: ``run(ctx, out) -> summary`` (its part of a sweep report is registered in ``ntkexp.report``).
     ``spaces``: the search spaces the task runs on (empty: every space), checked before any data is loaded. ``config``: its settings (a
-    :class:`~ntkexp.config.TaskConfig` subclass; ``task=<name>`` composes on it). ``search_knobs``: the
+    :class:`~ntkexp.config.TaskConfig` subclass; ``task=<name>`` composes on it). ``search_settings``: the
     ``search_algo`` settings it reads (None: it runs no search algorithm); with ``one_algorithm``, also those of the
     algorithm ``search_algo.name`` (else of every algorithm: it runs several)."""
 
@@ -166,7 +166,7 @@ class Task:
     spaces: tuple[str, ...] = ()
     needs_ground_truth: bool = True  # False: runs with no benchmark installed (task=score)
     config: type[TaskConfig] = TaskConfig
-    search_knobs: tuple[str, ...] | None = None
+    search_settings: tuple[str, ...] | None = None
     one_algorithm: bool = True
 
     def check_space(self, space: str) -> None:
@@ -192,24 +192,24 @@ class Task:
         if algo.name != SearchAlgoConfig.name:
             changed.insert(0, "name")
         own = SEARCH_ALGOS.get(algo.name).own_settings if algo.name in SEARCH_ALGOS else ()
-        if self.search_knobs is None:
+        if self.search_settings is None:
             allowed: set[str] = set()
         elif self.one_algorithm:
-            allowed = {*self.search_knobs, *own}
+            allowed = {*self.search_settings, *own}
         else:
-            allowed = set(self.search_knobs)
+            allowed = set(self.search_settings)
         bad = [k for k in dict.fromkeys(changed) if k not in allowed]
         if not bad:
             return
-        knob = bad[0]
-        if self.search_knobs is None:
+        setting = bad[0]
+        if self.search_settings is None:
             why = f"task={self.name} runs no search algorithm"
-        elif not self.one_algorithm and knob in own:
+        elif not self.one_algorithm and setting in own:
             why = (f"task={self.name} runs several algorithms and takes each one's settings under its name: "
-                   f"task.algorithms.{algo.name}.{knob}=...")
+                   f"task.algorithms.{algo.name}.{setting}=...")
         else:
             why = f"task={self.name} does not read it"
-        raise ValueError(f"search_algo.{knob}={getattr(algo, knob)!r} does not apply: {why} (it would be ignored)")
+        raise ValueError(f"search_algo.{setting}={getattr(algo, setting)!r} does not apply: {why} (it would be ignored)")
 
 
 TASKS: Registry[Task] = Registry("task")
@@ -217,7 +217,7 @@ TASKS: Registry[Task] = Registry("task")
 
 def register_task(name: str, *, spaces: tuple[str, ...] = (),
                   needs_ground_truth: bool = True, config: type[TaskConfig] = TaskConfig,
-                  search_knobs: tuple[str, ...] | None = None, one_algorithm: bool = True) -> Callable[[RunFn], RunFn]:
+                  search_settings: tuple[str, ...] | None = None, one_algorithm: bool = True) -> Callable[[RunFn], RunFn]:
     """Register ``fn(ctx, out) -> summary`` as task ``name`` with its traits (see
     :class:`Task`); its settings schema goes into Hydra's config store as ``task_schema/<name>``, which
     ``conf/task/<name>.yaml`` names first in its defaults."""
@@ -225,7 +225,7 @@ def register_task(name: str, *, spaces: tuple[str, ...] = (),
         raise ValueError(f"task {name!r}: config must be a TaskConfig dataclass, got {config!r}")
 
     def wrap(fn: RunFn) -> RunFn:
-        TASKS.register(name, Task(name, fn, spaces, needs_ground_truth, config, search_knobs, one_algorithm))
+        TASKS.register(name, Task(name, fn, spaces, needs_ground_truth, config, search_settings, one_algorithm))
         ConfigStore.instance().store(group="task_schema", name=name, node=config)
         return fn
 

@@ -146,4 +146,4 @@ def search_cost(ctx: RunContext, gt: Any, guided: SearchContext, score_seconds: 
 
 
 register_task("search",
-              search_knobs=("name", "budget_evals", "budget_seconds", "derive", "restrict_to_benchmark"))(run_search)
+              search_settings=("name", "budget_evals", "budget_seconds", "derive", "restrict_to_benchmark"))(run_search)

@@ -232,4 +232,4 @@ def results_figure(frame: pd.DataFrame, title: str) -> Any:
 
 
 register_task("simulated_search", config=SimulatedSearchTaskConfig,
-              search_knobs=("pool_size", "init_pool"), one_algorithm=False)(run_simulated_search)
+              search_settings=("pool_size", "init_pool"), one_algorithm=False)(run_simulated_search)
