@@ -132,8 +132,9 @@ def score(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, metrics:
     device = x.device
 
     def request(name: str) -> InputRequest:  # no space or arch here: a hook prepares its inputs for the model itself
-        return InputRequest("", None, model, num_classes, x.shape[1], lambda: x, None, seed, 0, seed, device,
-                            own.get(name))
+        return InputRequest(arch="", space=None, model=model, num_classes=num_classes, in_channels=x.shape[1],
+                            train_images=lambda: x, init=None, seed=seed, repeat=0, init_seed=seed, device=device,
+                            settings=own.get(name))
 
     ctx = MetricContext(model, x, y, num_classes, cfg, x_test=x_test, y_test=y_test, seed=seed, settings=dict(own),
                         inputs=prepare_inputs(names, request))

@@ -59,7 +59,7 @@ NEEDS: dict[str, bool] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # built by keyword only: 13 fields in a row were easy to misorder
 class InputRequest:
     """What a metric's ``inputs`` hook may use to prepare inputs of its own for one arch, besides the probe batch
     every metric gets (e.g. TE-NAS's crops and thin network for ``linear_regions``). ``settings`` are the metric's
@@ -166,6 +166,19 @@ class MetricContext:
     _work_flags: dict[Any, set[str]] = field(default_factory=dict)  # per shared work: its flags and its inputs'
     _cache: dict[Any, Any] = field(default_factory=dict)
 
+    def measure(self, name: str, compute: Callable[[], float]) -> float:
+        """``compute()`` as metric ``name``'s value, recording the flags it raised and those of the shared work it read
+        (whichever metric computed that work first) in ``metric_flags[name]``; a value that is not finite is flagged
+        ``nonfinite:<name>``."""
+        self._used = set()
+        before = set(self.flags)
+        value = compute()
+        if not np.isfinite(value):
+            self.flags.add(f"nonfinite:{name}")
+        shared = set().union(*(self._work_flags.get(k, set()) for k in self._used))
+        self.metric_flags[name] = (self.flags - before) | shared
+        return value
+
     def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per context; the flags it raised, and those of the shared work it read, go with it to
         every metric that reads it (whichever metric computed it first)."""
@@ -236,16 +249,10 @@ def compute_metrics(names: list[str], ctx: MetricContext) -> dict[str, float]:
     values: dict[str, float] = {}
     for name in names:
         metric = METRICS.get(name)
-        ctx._used = set()
-        before = set(ctx.flags)
-        value = float(metric(ctx))
-        if not np.isfinite(value):
-            ctx.flags.add(f"nonfinite:{name}")
-            if np.isnan(value) or not metric.keep_infinite:
-                value = float("nan")
+        value = ctx.measure(name, lambda: float(metric(ctx)))
+        if not np.isfinite(value) and (np.isnan(value) or not metric.keep_infinite):
+            value = float("nan")
         values[name] = value
-        shared = set().union(*(ctx._work_flags.get(k, set()) for k in ctx._used))
-        ctx.metric_flags[name] = (ctx.flags - before) | shared
     return values
 
 

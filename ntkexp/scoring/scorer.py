@@ -205,9 +205,10 @@ class ArchScorer:
         init_seed = self.init_seed(arch, repeat)
 
         def request(name: str) -> InputRequest:
-            return InputRequest(arch, self.ctx.space, model, data.num_classes, data.in_channels,
-                                lambda: self.ctx.data.train_tensors[0], self.ctx.init, self.seed, repeat, init_seed,
-                                device, self.settings.get(name), trained)
+            return InputRequest(arch=arch, space=self.ctx.space, model=model, num_classes=data.num_classes,
+                                in_channels=data.in_channels, train_images=lambda: self.ctx.data.train_tensors[0],
+                                init=self.ctx.init, seed=self.seed, repeat=repeat, init_seed=init_seed,
+                                device=device, settings=self.settings.get(name), trained=trained)
 
         return MetricContext(model, x.to(device), y, data.num_classes, self.ctx.ntk,
                              x_test=None if xt is None else xt.to(device), y_test=yt, seed=self.seed,
