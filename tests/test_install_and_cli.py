@@ -284,3 +284,37 @@ def test_a_bad_benchmark_query_is_one_clear_error(call, message) -> None:
     assert message in str(err.value)
     with pytest.raises(ValueError, match="shipped: nb201"):
         ntkexp.benchmark("nb101")
+
+
+# ------------------------------------------------------------------------------------------------ 6. plots and text
+def test_scatter_panels_carry_their_tau_rho_and_n_and_readable_log_axes() -> None:
+    import numpy as np
+
+    from ntkexp.tasks.correlate import scatter_figure
+
+    rng = np.random.default_rng(0)
+    acc = rng.uniform(80, 94, 30)
+    frame = pd.DataFrame({"accuracy": acc, "lga": acc / 100 + rng.normal(0, 0.01, 30),
+                          "fnorm": 10 ** rng.uniform(2, 6, 30), "ncn": -(10 ** rng.uniform(0, 3, 30))})
+    correlations = {n: {"kendall_tau": 0.1 * i, "spearman_rho": 0.2 * i, "n": 30}
+                    for i, n in enumerate(("lga", "fnorm", "ncn"), 1)}
+    fig = scatter_figure(frame, ["lga", "fnorm", "ncn"], "title", "accuracy (%)", correlations)
+    lga, fnorm, ncn = fig.axes[:3]
+    assert lga.get_title() == "lga: tau +0.100, rho +0.200, n 30"
+    assert ncn.get_title() == "ncn: tau +0.300, rho +0.600, n 30"
+    assert fnorm.get_xscale() == "log" and ncn.get_xscale() == "log"  # NCN (all negative) drawn as its magnitude
+    assert ncn.get_xlabel().startswith("-ncn (log scale)")
+    fig.canvas.draw()
+    labelled = [t for t in fnorm.get_xticklabels() if t.get_text()]
+    assert 2 <= len(labelled) <= 6  # a few labelled decades, no overlapping minor labels
+
+
+def test_kernel_evolution_prints_a_labelled_tau_table() -> None:
+    from ntkexp.tasks.kernel_evolution import tau_table
+
+    ranks = pd.DataFrame([{"step": s, "metric": m, "kendall_tau": t, "kendall_lo": t - 0.1, "kendall_hi": t + 0.1}
+                          for s, row in ((0, (0.4, 0.2)), (196, (0.5, -0.1))) for m, t in zip(("lga", "ncn"), row)])
+    lines = tau_table(ranks, ["lga", "ncn"], "NB201 | 3 archs").splitlines()
+    assert lines[0] == "NB201 | 3 archs" and "Kendall tau" in lines[1]
+    assert lines[2].split() == ["t", "(steps)", "lga", "ncn"]
+    assert lines[4].split()[0] == "196" and "+0.500 [+0.40, +0.60]" in lines[4] and "-0.100 [-0.20, +0.00]" in lines[4]
