@@ -12,6 +12,7 @@ and the list of failed jobs (:class:`SweepFailures`, a Hydra callback).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -160,25 +161,25 @@ def _chosen(args: list[str], group: str) -> list[str]:
 def _chosen_names(args: list[str], conf_dir: Path, group: str) -> list[str]:
     """The ``name`` of each ``group`` option a command line runs (several in a sweep), as Hydra composes it: the
     group's option(s) on the command line, else what the chosen experiment(s) pick, else the default. Composes the
-    group and experiment choices only (a few tenths of a second; only when a setting needs checking)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    group and experiment choices only (a few tenths of a second; only when a setting needs checking, once per group)."""
+    return list(_composed_names(tuple(args), conf_dir, group))
+
+
+@functools.lru_cache(maxsize=None)
+def _composed_names(args: tuple[str, ...], conf_dir: Path, group: str) -> tuple[str, ...]:
+    from ntkexp.main import compose_config
 
     names = []
-    for option in _chosen(args, group) or [None]:
-        for experiment in _chosen(args, "experiment") or [None]:
+    for option in _chosen(list(args), group) or [None]:
+        for experiment in _chosen(list(args), "experiment") or [None]:
             overrides = [f"{g}={v}" for g, v in ((group, option), ("experiment", experiment)) if v is not None]
             overrides += [a for a in args if a.lstrip("+").startswith("hydra.searchpath")]  # a plug-in's options
-            GlobalHydra.instance().clear()
             try:
-                with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-                    cfg = compose(config_name="config", overrides=overrides)
+                cfg = compose_config(overrides, conf_dir)
             except Exception:  # an unknown option: Hydra refuses it with the list of options when it composes
                 continue
-            finally:
-                GlobalHydra.instance().clear()
             names.append(str(cfg[group].name))
-    return list(dict.fromkeys(names))
+    return tuple(dict.fromkeys(names))
 
 
 def _check_algo_setting(key: str, args: list[str], conf_dir: Path) -> None:

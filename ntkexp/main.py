@@ -106,6 +106,19 @@ def hold_run_dir(run_dir: Path) -> Any:
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
+def compose_config(overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:
+    """ntkexp's config composed with ``overrides``, as a run would be (outside a Hydra run; the schemas registered)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            return compose(config_name="config", overrides=overrides)
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def register_schemas(conf_dir: Path = CONF_DIR) -> None:
     """Put the run schema and every task's settings schema into Hydra's config store (before composing), and the
     option ``metric=<name>`` of every metric of ntkexp's own that has no ``conf/metric/<name>.yaml`` (a YAML is only

@@ -91,16 +91,10 @@ def size_jobs(device: str, cores: int, jobs: int | None, threads: int | None) ->
 
 def compose(overrides: list[str]) -> Any:
     """The composed config of the study's runs (to draw the archs from their benchmark)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from ntkexp.main import CONF_DIR, register_schemas
+    from ntkexp.main import compose_config, register_schemas
 
     register_schemas()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=overrides)
+    return compose_config(overrides)
 
 
 def arch_order(overrides: list[str], seed: int, n: int) -> list[str]:
