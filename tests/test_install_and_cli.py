@@ -169,6 +169,15 @@ def test_help_and_the_pre_checks_do_not_import_lightning(tmp_path: Path) -> None
     assert "status 0" in proc.stdout, proc.stderr[-2000:]
 
 
+def test_an_at_initialisation_run_does_not_import_lightning(tmp_path: Path) -> None:
+    """Scoring at initialisation needs the data arrays, not Lightning's DataModule (issue 40: Lightning only when
+    training); with Lightning unimportable the default run still scores and writes its summary."""
+    proc = _blocked(["lightning", "pytorch_lightning"], *SMALL, "metric=lga", f"hydra.run.dir={tmp_path / 'run'}",
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["n_archs"] == 3
+
+
 # ------------------------------------------------------------------------------------------- 3. threads
 def test_default_threads_divide_the_cores_among_a_launchers_jobs(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")

@@ -1,11 +1,13 @@
-"""Data sets as arrays in memory and Lightning DataModules over them (Lightning is imported only when one is used)."""
+"""Data sets as arrays in memory (``ArrayData``) and Lightning's view of them for training (``ArrayDataModule``:
+Lightning is imported only when that is used)."""
 
 from typing import Any
 
+from ntkexp.data.arrays import ArrayData
 from ntkexp.data.config import DataConfig, ProbeOnlyDataError, require_training_set
 from ntkexp.data.sources import DATASET_KINDS, DataSplit, MissingFileError, load_arrays
 
-__all__ = ["ArrayDataModule", "DATASET_KINDS", "DataConfig", "DataSplit", "MissingFileError", "ProbeOnlyDataError",
+__all__ = ["ArrayData", "ArrayDataModule", "DATASET_KINDS", "DataConfig", "DataSplit", "MissingFileError", "ProbeOnlyDataError",
            "load_arrays", "require_training_set"]
 
 

@@ -11,7 +11,7 @@ import inspect
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -19,16 +19,13 @@ from omegaconf import DictConfig, OmegaConf
 from ntkexp.benchmarks import GroundTruth, load_ground_truth
 from ntkexp.downloads import DownloadSettings, fetcher
 from ntkexp.config import RunConfig
-from ntkexp.data import DataConfig
+from ntkexp.data import ArrayData, DataConfig
 from ntkexp.init import InitConfig
 from ntkexp.metrics import MetricSelection, expand
 from ntkexp.ntk import NTKConfig
 from ntkexp.spaces import SPACES, SearchSpace
 from ntkexp.store import CACHE_FILE, ScoreStore
 from ntkexp.train import TrainConfig
-
-if TYPE_CHECKING:  # Lightning's: loaded only when used
-    from ntkexp.data.datamodule import ArrayDataModule
 
 
 def resolve_device(name: str) -> torch.device:
@@ -83,7 +80,7 @@ class RunContext:
     resolved: dict[str, Any]  # the whole resolved config, as written to summaries
     space: SearchSpace
     ground_truth: GroundTruth | None
-    data: ArrayDataModule
+    data: ArrayData
     device: torch.device
     store: ScoreStore
     selection: MetricSelection
@@ -129,10 +126,8 @@ class RunContext:
             ground_truth.require(column, hint)
             ground_truth.validate_archs(space.validate)
         device = resolve_device(config.device)
-        from ntkexp.data.datamodule import ArrayDataModule  # Lightning: loaded when a run builds its data
-
-        data = ArrayDataModule(data_cfg, seed=config.seed, device=device, epoch_images=config.trainer.epoch_images,
-                               epoch_steps=config.trainer.epoch_steps, download=download)
+        data = ArrayData(data_cfg, seed=config.seed, device=device, epoch_images=config.trainer.epoch_images,
+                         epoch_steps=config.trainer.epoch_steps, download=download)
         store_path = Path(config.paths.cache_dir) / CACHE_FILE if config.use_cache else None
         return cls(config=config, resolved=resolved, space=space, ground_truth=ground_truth, data=data, device=device,
                    store=ScoreStore(store_path), selection=selection, seed=config.seed, ntk=config.ntk,

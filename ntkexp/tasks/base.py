@@ -9,6 +9,7 @@ import os
 import platform
 import sys
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,15 +29,19 @@ from ntkexp.search import SEARCH_ALGOS
 
 
 def versions() -> dict[str, str]:
-    import hydra
-    import lightning
-    import scipy
-
+    """The versions a summary records, read from the installed packages' metadata (importing Lightning to ask it
+    would load it into a run that does not train)."""
     import ntkexp
 
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
     return {"python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__,
-            "numpy": np.__version__, "scipy": scipy.__version__, "pandas": pd.__version__,
-            "hydra": hydra.__version__, "lightning": lightning.__version__, "ntkexp": ntkexp.__version__}
+            "numpy": np.__version__, "scipy": installed("scipy"), "pandas": pd.__version__,
+            "hydra": installed("hydra-core"), "lightning": installed("lightning"), "ntkexp": ntkexp.__version__}
 
 
 class RunOutput:

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ntkexp.data.arrays import ArrayData
+from ntkexp.data.datamodule import ArrayDataModule
 from ntkexp.train.config import TrainConfig, cpu_has_native_bf16  # noqa: F401 (re-exported)
 
 
@@ -61,9 +63,12 @@ def make_trainer(cfg: TrainConfig, max_epochs: int, callbacks: list[L.Callback] 
                      num_sanity_val_steps=0, limit_val_batches=0, deterministic=False)
 
 
-def fit(model: nn.Module, datamodule: L.LightningDataModule, cfg: TrainConfig, max_epochs: int,
+def fit(model: nn.Module, datamodule: L.LightningDataModule | ArrayData, cfg: TrainConfig, max_epochs: int,
         callbacks: list[L.Callback] | None = None, logger: Any = False, ckpt_path: str | None = None) -> L.Trainer:
-    """Train ``model`` in place up to ``max_epochs``, resuming from ``ckpt_path`` if given; returns the trainer."""
+    """Train ``model`` in place up to ``max_epochs``, resuming from ``ckpt_path`` if given; returns the trainer.
+    ``datamodule``: a LightningDataModule, or a run's :class:`ArrayData` (trained on through Lightning's view)."""
+    if isinstance(datamodule, ArrayData):
+        datamodule = ArrayDataModule.of(datamodule)
     device_type = next(model.parameters()).device.type
     module = ClassifierModule(model, cfg, channels_last=cfg.use_channels_last(device_type))
     trainer = make_trainer(cfg, max_epochs, callbacks, logger, device_type=device_type)

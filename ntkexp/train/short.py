@@ -14,6 +14,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from ntkexp.data.arrays import ArrayData
 from ntkexp.train.module import TrainConfig, fit
 from ntkexp.train.tracking import CurveRecorder, KernelTracker
 
@@ -65,7 +66,7 @@ def readable_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | No
         return None
 
 
-def train_for(model: nn.Module, datamodule: L.LightningDataModule, cfg: TrainConfig, tracker: KernelTracker,
+def train_for(model: nn.Module, datamodule: L.LightningDataModule | ArrayData, cfg: TrainConfig, tracker: KernelTracker,
               ckpt_dir: Path | None, curve: list[dict[str, Any]] | None = None) -> nn.Module:
     """Bring ``model`` (freshly initialised) through the epochs ``tracker.epochs`` (those > 0), measuring at each;
     resume from the latest kept state at or before the first of them, keep a state at each of them. The steps
