@@ -15,7 +15,7 @@ import torch
 from ntkexp.benchmarks.groundtruth import read_table
 from ntkexp.main import run
 from ntkexp.scoring import ArchScorer, RunContext
-from ntkexp.search.prune import dense_ranks, prune_supernet
+from ntkexp.search.prune import Draw, dense_ranks, prune_supernet
 from ntkexp.spaces.base import InvalidArchError
 from ntkexp.spaces.nasbench201 import (EDGES, OPS, NASBench201, NASBench201Supernet, format_supernet, parse_string,
                                        parse_supernet)
@@ -24,7 +24,7 @@ from tests.conftest import cli, make_cfg
 TARGET = ("nor_conv_3x3", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3", "none")
 
 
-def keeps_target(state: list[tuple[str, ...]], repeat: int = 0) -> dict[str, float]:
+def keeps_target(state: list[tuple[str, ...]], draw: Draw | None = None) -> dict[str, float]:
     """A made-up metric (higher is better): 1 + how many edges still hold their TARGET op. Removing a TARGET op is
     the only removal that makes the network worse, so pruning must end at TARGET."""
     kept = float(sum(t in ops for t, ops in zip(TARGET, state)))
@@ -34,7 +34,7 @@ def keeps_target(state: list[tuple[str, ...]], repeat: int = 0) -> dict[str, flo
 def test_pruning_keeps_the_op_whose_removal_hurts_and_prunes_one_op_per_edge_per_round() -> None:
     calls: list[list[tuple[str, ...]]] = []
 
-    def score(state: list[tuple[str, ...]], repeat: int) -> dict[str, float]:
+    def score(state: list[tuple[str, ...]], draw: Draw) -> dict[str, float]:
         calls.append(state)
         return keeps_target(state)
 
@@ -42,8 +42,8 @@ def test_pruning_keeps_the_op_whose_removal_hurts_and_prunes_one_op_per_edge_per
     assert tuple(ops) == TARGET
     assert len(rounds) == len(OPS) - 1
     assert all(len(r.pruned) == len(EDGES) for r in rounds)  # one op from every edge in every round
-    # every round scores its own supernet (the reference of the changes) and each candidate: 31 + 25 + 19 + 13
-    assert len(calls) == sum(len(EDGES) * k + 1 for k in range(len(OPS), 1, -1))
+    # every candidate is compared with its round's supernet on one draw: 2 x (30 + 24 + 18 + 12) scores asked for
+    assert len(calls) == sum(2 * len(EDGES) * k for k in range(len(OPS), 1, -1))
     for r in rounds:
         assert all(op != TARGET[e] for e, op in r.pruned.items())
     # a lower-is-better metric is oriented, and several metrics' ranks are summed
@@ -62,10 +62,10 @@ def test_each_candidate_is_ranked_by_its_change_against_the_same_repeats_superne
     base = {0: 1.0, 1: 10.0}
     cond = {("a", 0): 0.5, ("a", 1): 9.9, ("b", 0): 0.99, ("b", 1): 5.0}  # candidate op left on edge 0, repeat
 
-    def score(state: list[tuple[str, ...]], repeat: int) -> dict[str, float]:
+    def score(state: list[tuple[str, ...]], draw: Draw) -> dict[str, float]:
         if len(state[0]) == 2:
-            return {"cond": base[repeat]}
-        return {"cond": cond[(state[0][0], repeat)]}
+            return {"cond": base[draw.repeat]}
+        return {"cond": cond[(state[0][0], draw.repeat)]}
 
     _, rounds = prune_supernet([("a", "b")], score, {"cond": -1}, repeats=2)
     rows = {c["op"]: c for c in rounds[0].candidates}
@@ -152,7 +152,10 @@ def test_the_pruning_task_ends_with_a_benchmark_arch(tmp_path: Path) -> None:
     row = gt.set_index("arch_str").loc[arch]
     assert summary["found"]["accuracy"]["cifar10"] == pytest.approx(float(row["cifar10"]))
     assert summary["driving_metrics"] == ["cond", "linear_regions"] and summary["repeats"] == 2
-    assert summary["cost"]["supernets_scored"] == 2 * (54 + 3)  # each candidate and each round's supernet, per repeat
+    # as the released code: each candidate and the round's supernet beside it on a new batch, per repeat
+    assert summary["cost"]["supernets_scored"] == 2 * 2 * 54
+    assert (summary["weights"], summary["batches"]) == ("per_round", "per_call")
+    assert "one weight set per round" in summary["protocol"]
     assert summary["metric"] == "cond+linear_regions"  # named by every driving metric, not the first alone
     assert {"cond", "linear_regions", "cond_change", "linear_regions_change", "rank_sum"} <= set(frame.columns)
     # every pruned op is the lowest rank sum of its edge in its round
@@ -179,7 +182,7 @@ def test_ranks_are_tenas_released_ranks_of_three_decimal_changes() -> None:
     np.testing.assert_array_equal(tenas_ranks([0.1, 0.3, 0.1, np.nan, 0.2], 3), [2, 0, 2, 3, 1])
     values = {("a", "x"): 1.10004, ("a", "y"): 1.10001, ("a", "z"): 0.5}
 
-    def score(state: list[tuple[str, ...]], repeat: int) -> dict[str, float]:
+    def score(state: list[tuple[str, ...]], draw: Draw) -> dict[str, float]:
         missing = [op for op in ("x", "y", "z") if op not in state[0]]
         return {"m": values[("a", missing[0])] if missing else 1.0}
 
@@ -196,4 +199,61 @@ def test_the_tenas_preset_runs_the_released_code_init_params_and_rounding() -> N
     cfg = make_cfg(["experiment=tenas_prune"])
     assert cfg.init.name == "default" and cfg.ntk.params == "weights" and cfg.ntk.bn_mode == "train"
     assert cfg.task.prune.precision == 3 and cfg.task.prune.rounding == "tenas"
+    assert (cfg.task.prune.weights, cfg.task.prune.batches) == ("per_round", "per_call")
     assert make_cfg(["experiment=tenas_prune", "init=kaiming", "init.mode=fan_out"]).init.name == "kaiming"
+
+
+def test_each_candidate_is_compared_with_the_round_supernet_on_its_own_draw() -> None:
+    """TE-NAS's released code measures the round's supernet again beside each candidate, on that call's batch: the
+    change of a candidate must use the supernet's value of the same draw. Here the draw of candidate i scales every
+    value by 10**i; paired, the changes are the ops' own factors (removing b costs least, so b goes); against
+    another draw's supernet value c's change would be the largest and c would go."""
+    factor = {"a": 0.5, "b": 0.9, "c": 0.7}
+
+    def score(state: list[tuple[str, ...]], draw: Draw) -> dict[str, float]:
+        missing = set(factor) - set(state[0])
+        return {"m": 10.0 ** draw.candidate * float(np.prod([factor[o] for o in missing]))}
+
+    _, rounds = prune_supernet([("a", "b", "c")], score, {"m": +1}, repeats=2)
+    assert rounds[0].pruned == {0: "b"}
+    rows = {c["op"]: c for c in rounds[0].candidates}
+    assert rows["c"]["m_change"] == pytest.approx(-0.3) and rows["c"]["m_supernet"] == pytest.approx(100.0)
+
+
+def test_released_code_draws_one_weight_set_per_round_and_a_new_augmented_batch_per_call(tmp_path: Path) -> None:
+    """task.prune.weights=per_round: every candidate and repeat of a round on the round's weights, the next round on
+    new ones; batches=per_call: each (candidate, repeat) its own training batch, cropped and flipped; both
+    per_repeat: the seeds (and so the cache keys) of runs made before the options existed."""
+    from ntkexp.scoring import DataDraw
+    from ntkexp.tasks.prune_search import DrawScorers, PruneSearchConfig, draw_seeds, repeat_seed
+
+    released = PruneSearchConfig()
+    assert (released.weights, released.batches) == ("per_round", "per_call")
+    w = {draw_seeds(released, 7, Draw(1, r, i))[0] for r in range(3) for i in range(5)}
+    assert len(w) == 1 and draw_seeds(released, 7, Draw(2, 0, 0))[0] not in w
+    data = [draw_seeds(released, 7, Draw(1, r, i))[1] for r in range(3) for i in range(5)]
+    assert len({d.seed for d in data}) == 15 and all(d.augment for d in data)
+    old = PruneSearchConfig(weights="per_repeat", batches="per_repeat")
+    assert [draw_seeds(old, 7, Draw(k, r, i)) for k, r, i in ((1, 0, 0), (3, 2, 4))] == [(7, None),
+                                                                                          (repeat_seed(7, 2), None)]
+    fixed = PruneSearchConfig(batches="per_repeat")
+    assert draw_seeds(fixed, 7, Draw(2, 1, 3))[1] == draw_seeds(fixed, 7, Draw(2, 1, 0))[1] == DataDraw(
+        repeat_seed(7, 1))
+    with pytest.raises(ValueError, match="task.prune.weights"):
+        draw_seeds(PruneSearchConfig(weights="per_candidate"), 7, Draw(1, 0, 0))
+
+    ctx = RunContext.build(make_cfg(["device=cpu", "task=prune_search", "ntk.batch_size=4", "metric=cond",
+                                     "task.prune.batches=per_repeat", "bn_mode=per_sample"], tmp_path))
+    supernet = NASBench201Supernet(C=2, N=1, universe=OPS[1:])
+    scorers = DrawScorers(ctx, supernet, ["cond"])
+    state = [OPS[1:]] * 6
+    first, again = scorers(state, Draw(1, 0, 0)), scorers(state, Draw(1, 0, 5))  # same weights and data
+    assert first == again and len(scorers.seconds) == 1
+    # the augmented batch: the same images as the un-augmented draw of that seed, cropped and flipped
+    plain_x, plain_y = ctx.data.probe_batch(16, 3)
+    aug_x, aug_y = ctx.data.probe_batch(16, 3, augment=True)
+    assert torch.equal(plain_y, aug_y) and not torch.equal(plain_x, aug_x)
+    quiet = __import__("dataclasses").replace(ctx.data.cfg, crop_padding=0, flip=False)
+    ctx.data.cfg = quiet
+    assert torch.equal(ctx.data.probe_batch(16, 3, augment=True)[0], plain_x)
+    assert ArchScorer(ctx, draw=None).conventions.keys() < ArchScorer(ctx, draw=DataDraw(3, True)).conventions.keys()

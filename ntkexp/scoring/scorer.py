@@ -90,17 +90,32 @@ def cached_flags_and_seconds(row: dict[str, Any], names: list[str]) -> tuple[lis
     return flags, float(seconds)
 
 
-class ArchScorer:
-    """Scores archs under a run's conventions through the durable cache (``selection`` defaults to the run's)."""
+@dataclass(frozen=True)
+class DataDraw:
+    """What seeds a scorer's data (its probe and held-out batches, and any inputs a metric draws, e.g. TE-NAS's
+    crops) when it is not the run's seed, and whether the probe batch is augmented as a training batch is (random
+    crop and flip): TE-NAS's released pruning draws a shuffled, augmented training batch for every call."""
 
-    def __init__(self, ctx: RunContext, selection: MetricSelection | None = None) -> None:
+    seed: int
+    augment: bool = False
+
+
+class ArchScorer:
+    """Scores archs under a run's conventions through the durable cache (``selection`` defaults to the run's).
+    ``draw`` seeds the data apart from the weights (None: the run's seed seeds both, un-augmented)."""
+
+    def __init__(self, ctx: RunContext, selection: MetricSelection | None = None,
+                 draw: DataDraw | None = None) -> None:
         self.ctx = ctx
         self.selection = selection or ctx.selection
         self.seed = ctx.seed
-        self.x, self.y = ctx.data.probe_batch(ctx.ntk.batch_size, self.seed)
+        self.draw = draw
+        self.data_seed = ctx.seed if draw is None else draw.seed
+        augment = draw is not None and draw.augment
+        self.x, self.y = ctx.data.probe_batch(ctx.ntk.batch_size, self.data_seed, augment=augment)
         self.x_test = self.y_test = None
         if self.selection.needs_held_out:  # a held-out batch for kernel regression
-            self.x_test, self.y_test = ctx.data.probe_batch(ctx.ntk.batch_size, self.seed, split="test")
+            self.x_test, self.y_test = ctx.data.probe_batch(ctx.ntk.batch_size, self.data_seed, split="test")
         metric_cfg = ctx.config.metric
         self.settings = metric_settings(metric_cfg.settings, self.selection.metrics)  # the selected metrics' own
         self.repeats = metric_cfg.repeats
@@ -114,6 +129,8 @@ class ArchScorer:
                         "probe_data": fingerprint(self.x, self.y, self.x_test, self.y_test)},
             "seed": self.seed,
         }
+        if draw is not None:  # absent at the default, so the keys of runs without it stay valid
+            self.conventions["data_draw"] = asdict(draw)
         if self.repeats > 1:
             self.conventions["repeats"] = self.repeats
         if self.settings:
@@ -150,7 +167,8 @@ class ArchScorer:
         return {
             "network": ctx.space.label(),
             "data": f"{ctx.dataset.label or ctx.dataset.name}; probe batch of {ctx.ntk.batch_size} of its "
-                    f"{n_train:,} training images (drawn by seed {self.seed})",
+                    f"{n_train:,} training images (drawn by seed {self.data_seed}"
+                    f"{', augmented' if self.draw is not None and self.draw.augment else ''})",
             "convention": f"{when}; BN {ctx.ntk.bn_mode}, init {ctx.init.name}, output reduction "
                           f"{ctx.ntk.reduction}, params {ctx.ntk.params}, {ctx.ntk.dtype}{self._own_conventions()}",
         }
@@ -207,19 +225,20 @@ class ArchScorer:
         def request(name: str) -> InputRequest:
             return InputRequest(arch=arch, space=self.ctx.space, model=model, num_classes=data.num_classes,
                                 in_channels=data.in_channels, train_images=lambda: self.ctx.data.train_tensors[0],
-                                init=self.ctx.init, seed=self.seed, repeat=repeat, init_seed=init_seed,
+                                init=self.ctx.init, seed=self.data_seed, repeat=repeat, init_seed=init_seed,
                                 device=device, settings=self.settings.get(name), trained=trained)
 
         return MetricContext(model, x.to(device), y, data.num_classes, self.ctx.ntk,
-                             x_test=None if xt is None else xt.to(device), y_test=yt, seed=self.seed,
+                             x_test=None if xt is None else xt.to(device), y_test=yt, seed=self.data_seed,
                              settings=dict(self.settings), inputs=prepare_inputs(self.selection.metrics, request))
 
     def _probe(self, repeat: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """The probe (and held-out) batch of repeat ``repeat`` (repeat 0: the run's own)."""
         if repeat == 0:
             return self.x, self.y, self.x_test, self.y_test
-        seed = int(np.random.SeedSequence([self.seed, repeat]).generate_state(1)[0])
-        x, y = self.ctx.data.probe_batch(self.ctx.ntk.batch_size, seed)
+        seed = int(np.random.SeedSequence([self.data_seed, repeat]).generate_state(1)[0])
+        augment = self.draw is not None and self.draw.augment
+        x, y = self.ctx.data.probe_batch(self.ctx.ntk.batch_size, seed, augment=augment)
         xt = yt = None
         if self.selection.needs_held_out:
             xt, yt = self.ctx.data.probe_batch(self.ctx.ntk.batch_size, seed, split="test")

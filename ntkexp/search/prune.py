@@ -1,10 +1,10 @@
 """TE-NAS's pruning search (Chen et al., ICLR 2021, Algorithm 1, as its ``prune_tenas.py`` runs it; the baseline of
 the LGA paper's Table 2 and the search of NTK-score's Section 5.4): start from the supernet whose every edge holds
 every op (TE-NAS removes ``none`` first), and in each round score, for every op of every edge that still holds more
-than one, the supernet without that op against the round's supernet, on the same weights and probe batch (each
-repeat re-initialises the round's supernet and the candidate shares its weights). A candidate's change for a metric
-is the relative change of its oriented value, (m - m_0) / |m_0| times the metric's direction, averaged over the
-repeats: for the condition number TE-NAS's (kappa_0 - kappa) / kappa_0, for the linear regions
+than one, the supernet without that op against the round's supernet, both on the weights and data of one
+:class:`Draw` (round, repeat, candidate: the scorer decides which of them its weights and data follow). A
+candidate's change for a metric is the relative change of its oriented value, (m - m_0) / |m_0| times the metric's
+direction, averaged over the repeats: for the condition number TE-NAS's (kappa_0 - kappa) / kappa_0, for the linear regions
 -(R_0 - R) / R_0. The op whose removal improves the network most matters least: each metric ranks the candidates by
 their change (rank 0 the largest; as TE-NAS's released code: each repeat's change rounded to 3 decimals, equal
 mean changes sharing a rank, :func:`tenas_ranks`), the ranks are summed over the driving metrics, and on each edge the op with the smallest sum
@@ -18,14 +18,26 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-#: scores a supernet (its per-edge op sets) in one repeat (its own init and probe batch): metric name -> raw value
-SupernetScorer = Callable[[list[tuple[str, ...]], int], dict[str, float]]
+@dataclass(frozen=True)
+class Draw:
+    """One comparison of a candidate with its round's supernet: both are scored on the weights and data this draw
+    stands for. ``candidate`` is the candidate's index in the round; a scorer whose weights and data follow the round
+    and repeat only gives every candidate of a round the same supernet score (TE-NAS's released code draws a new
+    training batch for each candidate and repeat, on one weight set per round)."""
+
+    round: int
+    repeat: int
+    candidate: int
+
+
+#: scores a supernet (its per-edge op sets) on the weights and data of one draw: metric name -> raw value
+SupernetScorer = Callable[[list[tuple[str, ...]], Draw], dict[str, float]]
 
 
 @dataclass
 class PruneRound:
-    """One round: every candidate (edge, op) with each driving metric's value without it (mean over repeats), its
-    relative change against the round's supernet, its rank sum (lower: the op matters less), and the op pruned from
+    """One round: every candidate (edge, op) with each driving metric's value without it and the round's supernet's
+    on the same draws (``<metric>_supernet``; means over repeats), its relative change, its rank sum (lower: the op matters less), and the op pruned from
     each edge."""
 
     round: int
@@ -100,19 +112,23 @@ def prune_supernet(edges: Sequence[Sequence[str]], score: SupernetScorer, direct
     while any(len(ops) > 1 for ops in state):
         record = PruneRound(len(rounds) + 1)
         candidates = [(e, op) for e, ops in enumerate(state) if len(ops) > 1 for op in ops]
-        origin = [score(state, r) for r in range(repeats)]
-        values = [[score(without(state, e, op), r) for r in range(repeats)] for e, op in candidates]
-        def per_repeat(v: list[dict[str, float]], n: str, r: int) -> float:
-            c = relative_change(v[r][n], origin[r][n], directions[n])
+        draws = [[Draw(record.round, r, i) for r in range(repeats)] for i in range(len(candidates))]
+        origin = [[score(state, d) for d in ds] for ds in draws]
+        values = [[score(without(state, e, op), d) for d in ds] for (e, op), ds in zip(candidates, draws)]
+
+        def per_repeat(i: int, n: str, r: int) -> float:
+            c = relative_change(values[i][r][n], origin[i][r][n], directions[n])
             return float(np.round(c, precision)) if rounding == "tenas" and np.isfinite(c) else c
 
-        change = {n: [float(np.mean([per_repeat(v, n, r) for r in range(repeats)])) for v in values] for n in names}
+        change = {n: [float(np.mean([per_repeat(i, n, r) for r in range(repeats)])) for i in range(len(values))]
+                  for n in names}
         ranks = {n: tenas_ranks(change[n], precision) if rounding == "tenas" else dense_ranks(change[n], precision)
                  for n in names}
         total = sum(ranks[n] for n in names)
         for i, ((e, op), v) in enumerate(zip(candidates, values)):
             record.candidates.append({"edge": e, "op": op,
                                       **{n: float(np.mean([x[n] for x in v])) for n in names},
+                                      **{f"{n}_supernet": float(np.mean([x[n] for x in origin[i]])) for n in names},
                                       **{f"{n}_change": change[n][i] for n in names},
                                       **{f"{n}_rank": float(ranks[n][i]) for n in names},
                                       "rank_sum": float(total[i])})
