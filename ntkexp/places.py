@@ -24,3 +24,25 @@ def user_place(kind: str) -> str:
     from platformdirs import user_cache_dir
 
     return str(Path(user_cache_dir("ntkexp", appauthor=False)) / sub)
+
+
+def source_commit(dirty: bool = True) -> str:
+    """The git commit of the checkout this package runs from (``+dirty`` when ``dirty`` and tracked files differ from
+    it), so a summary says which code computed it; ``unknown`` for an installed wheel or without git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return "unknown"
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True,
+                              timeout=20).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        if dirty and git("status", "--porcelain", "--untracked-files=no"):
+            commit += "+dirty"
+        return commit
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ntkexp.places import source_commit
+
 ROOT = Path(__file__).resolve().parents[2]
 DONE_FILE = "evolution.csv"
 
@@ -309,11 +311,7 @@ def gather(plan: Plan) -> tuple[Any, dict[str, Any]]:
 
 
 def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    return source_commit(dirty=False)
 
 
 def provenance(plan: Plan) -> dict[str, Any]:

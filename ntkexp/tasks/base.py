@@ -22,6 +22,7 @@ from hydra.core.config_store import ConfigStore
 from ntkexp.config import SearchAlgoConfig, TaskConfig
 from ntkexp.io import atomic_write, write_json
 from ntkexp.loggers import ExperimentLogger
+from ntkexp.places import source_commit
 from ntkexp.plotting import save_figure
 from ntkexp.registry import Registry
 from ntkexp.scoring import ArchScorer, RunContext
@@ -41,7 +42,8 @@ def versions() -> dict[str, str]:
 
     return {"python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__,
             "numpy": np.__version__, "scipy": installed("scipy"), "pandas": pd.__version__,
-            "hydra": installed("hydra-core"), "lightning": installed("lightning"), "ntkexp": ntkexp.__version__}
+            "hydra": installed("hydra-core"), "lightning": installed("lightning"), "ntkexp": ntkexp.__version__,
+            "ntkexp_commit": source_commit()}
 
 
 class RunOutput:
