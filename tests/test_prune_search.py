@@ -245,10 +245,14 @@ def test_released_code_draws_one_weight_set_per_round_and_a_new_augmented_batch_
     ctx = RunContext.build(make_cfg(["device=cpu", "task=prune_search", "ntk.batch_size=4", "metric=cond",
                                      "task.prune.batches=per_repeat", "bn_mode=per_sample"], tmp_path))
     supernet = NASBench201Supernet(C=2, N=1, universe=OPS[1:])
-    scorers = DrawScorers(ctx, supernet, ["cond"])
+    from ntkexp.scoring import Progress
+
+    progress = Progress(2, "scoring supernets", interactive=False)
+    scorers = DrawScorers(ctx, supernet, ["cond"], progress)
     state = [OPS[1:]] * 6
     first, again = scorers(state, Draw(1, 0, 0)), scorers(state, Draw(1, 0, 5))  # same weights and data
     assert first == again and len(scorers.seconds) == 1
+    assert (progress.done, progress.computed) == (2, 1)  # the second answered without computing
     # the augmented batch: the same images as the un-augmented draw of that seed, cropped and flipped
     plain_x, plain_y = ctx.data.probe_batch(16, 3)
     aug_x, aug_y = ctx.data.probe_batch(16, 3, augment=True)

@@ -26,7 +26,7 @@ import pandas as pd
 from ntkexp.config import TaskConfig
 from ntkexp.metrics import COMBINATIONS, expand, traits
 from ntkexp.plotting import pyplot
-from ntkexp.scoring import ArchScorer, DataDraw, RunContext, device_name
+from ntkexp.scoring import ArchScorer, DataDraw, Progress, RunContext, device_name
 from ntkexp.search.prune import Draw, PruneRound, prune_supernet
 from ntkexp.spaces.nasbench201 import OPS, EDGES, NASBench201, NASBench201Supernet, format_ops, format_supernet
 from ntkexp.tasks.base import RunOutput, register_task
@@ -101,8 +101,9 @@ class DrawScorers:
     data is not scored again (a round's supernet, under ``batches=per_repeat``). Counts the supernets computed and
     their seconds."""
 
-    def __init__(self, ctx: RunContext, supernet: NASBench201Supernet, names: list[str]) -> None:
-        self.ctx, self.supernet, self.names = ctx, supernet, names
+    def __init__(self, ctx: RunContext, supernet: NASBench201Supernet, names: list[str],
+                 progress: Progress | None = None) -> None:
+        self.ctx, self.supernet, self.names, self.progress = ctx, supernet, names, progress
         self.prune: PruneSearchConfig = ctx.config.task.prune
         self.single = dataclasses.replace(ctx.config, metric=dataclasses.replace(ctx.config.metric, repeats=1))
         self._scorers: dict[tuple[int, DataDraw | None], ArchScorer] = {}
@@ -122,12 +123,16 @@ class DrawScorers:
     def __call__(self, state: list[tuple[str, ...]], draw: Draw) -> dict[str, float]:
         weights, data = draw_seeds(self.prune, self.ctx.seed, draw)
         arch = format_supernet(state)
-        if (weights, data, arch) not in self._seen:
+        cached = (weights, data, arch) in self._seen
+        if not cached:
             record = self.scorer(weights, data).score(arch)
             if record.error is not None:
                 raise RuntimeError(f"scoring the supernet {record.arch} failed: {record.error}")
             self.seconds.append(0.0 if record.cached else record.seconds)
             self._seen[(weights, data, arch)] = {n: float(record.values[n]) for n in self.names}
+            cached = record.cached
+        if self.progress is not None:
+            self.progress.step(cached=cached)
         return self._seen[(weights, data, arch)]
 
 
@@ -175,7 +180,10 @@ def run_prune_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     names, prune, key = driving_metrics(ctx), ctx.config.task.prune, ctx.accuracy_key
     ops = tuple(OPS) if prune.keep_none else tuple(o for o in OPS if o != "none")
     supernet = NASBench201Supernet(C=prune.C, N=prune.N, mix=prune.mix, universe=ops)
-    score = DrawScorers(ctx, supernet, names)
+    # every candidate of every round beside its round's supernet, in every repeat
+    comparisons = ctx.config.metric.repeats * sum(len(EDGES) * k for k in range(len(ops), 1, -1))
+    progress = Progress(2 * comparisons, "scoring supernets", enabled=ctx.config.task.progress)
+    score = DrawScorers(ctx, supernet, names, progress)
     seconds = score.seconds
 
     def report(record: PruneRound) -> None:
@@ -184,8 +192,9 @@ def run_prune_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
 
     log.info("pruning the NB201 supernet (%s) by %s on %s: %s", supernet.label(), " + ".join(names), ctx.device,
              protocol_words(prune))
-    chosen, rounds = prune_supernet([ops] * len(EDGES), score, {n: traits(n).direction for n in names},
-                                    ctx.config.metric.repeats, report, prune.precision, prune.rounding)
+    with progress:
+        chosen, rounds = prune_supernet([ops] * len(EDGES), score, {n: traits(n).direction for n in names},
+                                        ctx.config.metric.repeats, report, prune.precision, prune.rounding)
     frame = pd.DataFrame([{"round": r.round, **c, "pruned": r.pruned.get(int(c["edge"])) == c["op"]}
                           for r in rounds for c in r.candidates])
     out.table("prune_rounds", frame)
