@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
-from ntkexp.data.config import DataConfig, ProbeOnlyDataError, require_training_set  # noqa: F401 (re-exported)
+from ntkexp.data.config import DataConfig, EpochPlan, ProbeOnlyDataError, require_training_set  # noqa: F401 (re-exported)
 from ntkexp.data.sources import DataSplit, load_arrays
 from ntkexp.downloads import DownloadSettings
 
@@ -116,6 +116,7 @@ class ArrayData:
         self._train: tuple[torch.Tensor, torch.Tensor] | None = None
         self._test: tuple[torch.Tensor, torch.Tensor] | None = None
         self._aug_generator = torch.Generator().manual_seed(seed)
+        self._plan: EpochPlan | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self._train is not None:
@@ -176,19 +177,22 @@ class ArrayData:
         return xb.contiguous(), y[idx]
 
     @property
+    def plan(self) -> EpochPlan:
+        """How training on these images is counted (steps per epoch and per pass, batch), built once."""
+        if self._plan is None:
+            self._plan = EpochPlan.of(len(self.train_tensors[1]), self.cfg.batch_size, self.epoch_steps,
+                                      self.epoch_images)
+        return self._plan
+
+    @property
     def steps_per_pass(self) -> int:
         """Optimiser steps of one pass through the training set (full batches, rounded up)."""
-        return -(-len(self.train_tensors[1]) // self.cfg.batch_size)
+        return self.plan.steps_per_pass
 
     @property
     def steps_per_epoch(self) -> int:
-        """Optimiser steps in one training epoch: ``epoch_steps``, else ``epoch_images`` in full batches (rounded
-        up), else one pass through the training set."""
-        if self.epoch_steps is not None:
-            return int(self.epoch_steps)
-        if self.epoch_images is not None:
-            return -(-self.epoch_images // self.cfg.batch_size)
-        return self.steps_per_pass
+        """Optimiser steps in one training epoch (see :class:`EpochPlan`)."""
+        return self.plan.steps_per_epoch
 
     def train_dataloader(self, start_fn: Callable[[], int] | None = None) -> Any:
         """One epoch of training batches; ``start_fn`` gives the stream position the epoch starts at (the trainer's

@@ -44,3 +44,36 @@ def require_training_set(cfg: DataConfig, what: str = "training") -> None:
             "Get the python CIFAR-10 release (cifar-10-batches-py from https://www.cs.toronto.edu/~kriz/) into "
             "paths.data_root and add dataset=cifar10, or train on a partial set explicitly with dataset=cifar10_npz "
             "dataset.path=<images.npz> (e.g. ../shared/data/cifar10_partial/cifar10_partial.npz; say so when quoting)")
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """How a run counts training, built once from the data and the trainer (:meth:`ArrayData.plan`): images per
+    optimiser step, steps per epoch (``trainer.epoch_steps``, else ``trainer.epoch_images`` in full batches, rounded
+    up, else one pass) and steps per pass through the training set. The one place epochs become steps and images."""
+
+    batch_size: int
+    steps_per_epoch: int
+    steps_per_pass: int
+
+    @classmethod
+    def of(cls, n_train: int, batch_size: int, epoch_steps: int | None = None,
+           epoch_images: int | None = None) -> "EpochPlan":
+        if batch_size < 1 or n_train < 1:
+            raise ValueError(f"an epoch needs a batch size and training images, got {batch_size} and {n_train}")
+        per_pass = -(-n_train // batch_size)
+        if epoch_steps is not None:
+            per_epoch = int(epoch_steps)
+        elif epoch_images is not None:
+            per_epoch = -(-int(epoch_images) // batch_size)
+        else:
+            per_epoch = per_pass
+        return cls(batch_size=batch_size, steps_per_epoch=per_epoch, steps_per_pass=per_pass)
+
+    def steps(self, epochs: int) -> int:
+        """Optimiser steps in ``epochs`` epochs."""
+        return int(epochs) * self.steps_per_epoch
+
+    def images(self, epochs: int) -> int:
+        """Training images seen (with repeats) in ``epochs`` epochs."""
+        return self.steps(epochs) * self.batch_size

@@ -84,12 +84,28 @@ class RunContext:
     device: torch.device
     store: ScoreStore
     selection: MetricSelection
-    # shorthands for the parts of ``config`` read everywhere
-    seed: int
-    ntk: NTKConfig
-    init: InitConfig
-    dataset: DataConfig
-    train: TrainConfig
+
+    # shorthands for the parts of ``config`` read everywhere: read from it, so a context made with another config
+    # (``dataclasses.replace(ctx, config=...)``) can never disagree with its parts
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def ntk(self) -> NTKConfig:
+        return self.config.ntk
+
+    @property
+    def init(self) -> InitConfig:
+        return self.config.init
+
+    @property
+    def dataset(self) -> DataConfig:
+        return self.config.dataset
+
+    @property
+    def train(self) -> TrainConfig:
+        return self.config.trainer
 
     @classmethod
     def build(cls, cfg: RunConfig | DictConfig, need_ground_truth: bool = True) -> "RunContext":
@@ -107,9 +123,10 @@ class RunContext:
         selection = expand(config.metric.names)
         if config.metric.train_epochs < 0:
             raise ValueError(f"metric.train_epochs must be >= 0, got {config.metric.train_epochs}")
-        data_cfg, ntk = config.dataset, config.ntk
         if config.trainer.batch_size is not None:  # the training protocol's batch (NDS: 128) wins over the data set's
-            data_cfg = config.dataset = replace(data_cfg, batch_size=int(config.trainer.batch_size))
+            # a new config: the caller's (an API user's RunConfig) is never changed
+            config = replace(config, dataset=replace(config.dataset, batch_size=int(config.trainer.batch_size)))
+        data_cfg, ntk = config.dataset, config.ntk
         if ntk.reduction == "logit" and not 0 <= ntk.logit_index < data_cfg.num_classes:
             raise ValueError(f"ntk.logit_index={ntk.logit_index} is not a class of {data_cfg.name} "
                              f"(0..{data_cfg.num_classes - 1})")
@@ -130,8 +147,7 @@ class RunContext:
                          epoch_steps=config.trainer.epoch_steps, download=download)
         store_path = Path(config.paths.cache_dir) / CACHE_FILE if config.use_cache else None
         return cls(config=config, resolved=resolved, space=space, ground_truth=ground_truth, data=data, device=device,
-                   store=ScoreStore(store_path), selection=selection, seed=config.seed, ntk=config.ntk,
-                   init=config.init, dataset=config.dataset, train=config.trainer)
+                   store=ScoreStore(store_path), selection=selection)
 
     @property
     def accuracy_key(self) -> str:

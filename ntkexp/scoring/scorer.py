@@ -147,7 +147,7 @@ class ArchScorer:
         if self._training is None:
             x, y = self.ctx.data.train_tensors
             self._training = training_conventions(self.ctx.train, self.ctx.dataset, fingerprint(x, y),
-                                                  self.ctx.device.type, self.ctx.data.steps_per_epoch)
+                                                  self.ctx.device.type, self.ctx.data.plan.steps_per_epoch)
         return self._training
 
     def checkpoint_dir(self, arch: str) -> Path | None:
@@ -185,9 +185,9 @@ class ArchScorer:
     def training_budget(self, t: int) -> str:
         """``t`` epochs of training in words, in optimiser steps and images seen, with the precision used."""
         ctx = self.ctx
-        steps = t * ctx.data.steps_per_epoch
-        unit = f"{t} epoch(s) = " if ctx.data.steps_per_epoch != 1 else ""
-        return (f"{unit}{steps:,} optimiser steps ({steps * ctx.dataset.batch_size:,} images seen) of training, "
+        plan = ctx.data.plan
+        unit = f"{t} epoch(s) = " if plan.steps_per_epoch != 1 else ""
+        return (f"{unit}{plan.steps(t):,} optimiser steps ({plan.images(t):,} images seen) of training, "
                 f"{ctx.train.resolved_precision(ctx.device.type)}")
 
     def epochs(self, epochs: int | None) -> int:
@@ -209,9 +209,7 @@ class ArchScorer:
         from ntkexp.train import KernelTracker
 
         return KernelTracker(lambda model: self.metric_context(model, arch, trained=True),
-                             list(self.selection.metrics), epochs, theta0=theta0,
-                             steps_per_epoch=self.ctx.data.steps_per_epoch, batch_size=self.ctx.dataset.batch_size,
-                             pass_steps=self.ctx.data.steps_per_pass)
+                             list(self.selection.metrics), epochs, theta0=theta0, plan=self.ctx.data.plan)
 
     def metric_context(self, model: torch.nn.Module, arch: str, repeat: int = 0,
                        trained: bool = False) -> MetricContext:
@@ -332,8 +330,8 @@ class ArchScorer:
             return sorted(tracker.records, key=lambda r: r["epoch"])
 
         def failed() -> list[dict[str, Any]]:
-            spe, batch = self.ctx.data.steps_per_epoch, self.ctx.dataset.batch_size
-            return [{"epoch": e, "step": e * spe, "images": e * spe * batch,
+            plan = self.ctx.data.plan
+            return [{"epoch": e, "step": plan.steps(e), "images": plan.images(e),
                      **{n: float("nan") for n in self.selection.metrics}} for e in epochs]
 
         records, seconds, error = self._attempt(arch, compute, failed)

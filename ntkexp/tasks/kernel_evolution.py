@@ -184,7 +184,7 @@ def evolution_payload(ctx: RunContext, frame: pd.DataFrame, ranks: pd.DataFrame,
              for how in ("median", "mean") for col in ("kernel_corr", "kernel_rel_diff")}
     return {"n_archs": len(chosen), "n_cached": scorer.n_cached, "epochs": epochs, "note": note,
             "diverged": diverged,  # arch -> the first step whose training loss was not finite
-            "steps_per_epoch": ctx.data.steps_per_epoch, "batch_size": ctx.dataset.batch_size,
+            "steps_per_epoch": ctx.data.plan.steps_per_epoch, "batch_size": ctx.data.plan.batch_size,
             "kendall_tau": {n: {int(r.epoch): r.kendall_tau for r in ranks[ranks.metric == n].itertuples()}
                             for n in names},
             **{k: moved[k] for k in ("kernel_corr_median", "kernel_rel_diff_median", "kernel_corr_mean",
@@ -193,10 +193,10 @@ def evolution_payload(ctx: RunContext, frame: pd.DataFrame, ranks: pd.DataFrame,
 
 def run_note(ctx: RunContext, n_archs: int) -> str:
     """The run's scale in one line: network, data, what an epoch is, BN mode and probe batch, archs."""
-    n_train, steps = len(ctx.data.train_tensors[1]), ctx.data.steps_per_epoch
-    unit = "t in optimiser steps" if steps == 1 else f"an epoch is {steps:,} steps"
+    n_train, plan = len(ctx.data.train_tensors[1]), ctx.data.plan
+    unit = "t in optimiser steps" if plan.steps_per_epoch == 1 else f"an epoch is {plan.steps_per_epoch:,} steps"
     return (f"{ctx.space.label()} | {ctx.dataset.label or ctx.dataset.name} ({n_train:,} train images; {unit} of "
-            f"{ctx.dataset.batch_size} images, {ctx.train.resolved_precision(ctx.device.type)}) | "
+            f"{plan.batch_size} images, {ctx.train.resolved_precision(ctx.device.type)}) | "
             f"bn={ctx.ntk.bn_mode} batch={ctx.ntk.batch_size} | {n_archs} archs")
 
 

@@ -116,8 +116,9 @@ class DrawScorers:
         if key not in self._scorers:
             if len(self._scorers) > 8:  # per_call: a new draw for every comparison; keep the recent ones
                 self._scorers.pop(next(iter(self._scorers)))
-            self._scorers[key] = ArchScorer(dataclasses.replace(self.ctx, space=self.supernet, config=self.single,
-                                                                seed=weights), expand(self.names), draw=data)
+            config = dataclasses.replace(self.single, seed=weights)
+            self._scorers[key] = ArchScorer(dataclasses.replace(self.ctx, space=self.supernet, config=config),
+                                            expand(self.names), draw=data)
         return self._scorers[key]
 
     def __call__(self, state: list[tuple[str, ...]], draw: Draw) -> dict[str, float]:

@@ -18,6 +18,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from ntkexp.data.config import EpochPlan
 from ntkexp.metrics import MetricContext, compute_metrics
 
 
@@ -40,12 +41,11 @@ class KernelTracker(L.Callback):
     """Records ``{epoch, <metric>..., flags[, kernel_corr, kernel_rel_diff], train_loss, train_acc}`` per epoch."""
 
     def __init__(self, make_context: Callable[[torch.nn.Module], MetricContext], metric_names: list[str],
-                 epochs: list[int], theta0: torch.Tensor | None = None, steps_per_epoch: int | None = None,
-                 batch_size: int | None = None, pass_steps: int | None = None) -> None:
+                 epochs: list[int], theta0: torch.Tensor | None = None, plan: EpochPlan | None = None) -> None:
         """``make_context(model)``: the metric context of the network as it is now (the scorer's, the same one that
-        scores at initialisation)."""
-        self.make_context, self.metric_names = make_context, list(metric_names)
-        self.steps_per_epoch, self.batch_size, self.pass_steps = steps_per_epoch, batch_size, pass_steps
+        scores at initialisation); ``plan``: how epochs count in steps and images (records get ``step`` and
+        ``images``, and the train loss is the mean over the last pass)."""
+        self.make_context, self.metric_names, self.plan = make_context, list(metric_names), plan
         self.history: list[tuple[float, float]] = []  # (loss, acc) of every optimiser step so far
         self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # the same, still on the device
         self.epochs = sorted(set(int(e) for e in epochs))
@@ -68,10 +68,8 @@ class KernelTracker(L.Callback):
         if diverged is not None:
             flags.add(f"diverged@{diverged}")
         record["flags"] = ";".join(sorted(flags))
-        if self.steps_per_epoch is not None:
-            record["step"] = epoch * self.steps_per_epoch
-            if self.batch_size is not None:
-                record["images"] = record["step"] * self.batch_size
+        if self.plan is not None:
+            record["step"], record["images"] = self.plan.steps(epoch), self.plan.images(epoch)
         record.update(extra or {"train_loss": float("nan"), "train_acc": float("nan")})
         self.records = [r for r in self.records if r["epoch"] != epoch] + [record]
         return record
@@ -106,7 +104,8 @@ class KernelTracker(L.Callback):
     def recent_stats(self) -> dict[str, float]:
         """Mean train loss and accuracy (%) over the last pass through the training set (``pass_steps`` steps;
         every step so far when that is unset or fewer steps were run)."""
-        history = self.steps_history()[-(self.pass_steps or len(self.history) or 1):]
+        pass_steps = self.plan.steps_per_pass if self.plan is not None else None
+        history = self.steps_history()[-(pass_steps or len(self.history) or 1):]
         if not history:
             return {"train_loss": float("nan"), "train_acc": float("nan")}
         return {"train_loss": float(np.mean([h[0] for h in history])),
