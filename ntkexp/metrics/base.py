@@ -1,36 +1,6 @@
-"""The metric registry, the per-arch context metrics read from, and the policy for degenerate architectures.
-
-A metric is a function ``(ctx: MetricContext) -> float`` registered with :func:`register_metric`, which declares
-everything the rest of ntkexp needs to know about it:
-
-* ``direction``: +1 when a larger value predicts higher accuracy, -1 when a smaller one does;
-* ``needs``: the shared computations it reads, from :data:`NEEDS` (checked when it registers; empty for a metric
-  that shares nothing); those that use a held-out batch make the scorer draw one;
-* ``log_axis``: whether its values span orders of magnitude (plots use a log axis);
-* ``keep_infinite``: whether an infinite value is a meaningful score (a singular kernel's condition number) rather
-  than an undefined one.
-
-Metrics that share a computation read it through ``ctx`` (``ctx.ntk()``, ``ctx.eigenvalues()``, ``ctx.cached``), so
-it is done once per arch however many metrics ask for it.
-
-Degenerate architectures (policy, applied by :func:`compute_metrics`, the scorer and the correlation code):
-
-* an arch whose output does not depend on its input (no path from input to output through the cell, e.g. an NB201
-  cell whose every path holds a ``none``: the benchmark's 10 % archs) is flagged ``no_input_path`` with every
-  metric NaN, by the scorer (:meth:`~ntkexp.spaces.SearchSpace.has_input_path`), before anything is computed;
-
-* a NaN value, or an infinite one of a metric without ``keep_infinite``, becomes NaN and is flagged
-  ``nonfinite:<metric>``; an infinite value of a ``keep_infinite`` metric is kept and flagged the same way;
-* an all-zero kernel (no gradient reaches any selected parameter, e.g. an all-``none`` cell) is flagged
-  ``zero_kernel``; metrics on it that are undefined become NaN;
-* a numerically singular or indefinite kernel (lambda_min <= ``SINGULAR_RTOL`` * lambda_max) is flagged
-  ``singular``; its condition number is +inf (NCN -inf);
-* an exception while building, initialising or scoring one arch is flagged ``error:<Type>`` with all its metrics
-  NaN, and the run goes on (``ntkexp.scoring``).
-
-For rank correlation and search every undefined score counts as the worst score (ties among themselves), never as
-a crash: :func:`oriented` is the one place that says how.
-"""
+"""The metric registry (:func:`register_metric`: direction, needs, log axis, keep_infinite), the per-arch context
+metrics read from, and the policy for degenerate architectures (docs/CONVENTIONS.md, "Metrics and degenerate
+architectures"; :func:`oriented` is the one place undefined scores rank worst)."""
 
 from __future__ import annotations
 
@@ -84,7 +54,7 @@ class InputRequest:
 
 @dataclass(frozen=True)
 class Metric:
-    """A registered metric: the function and its declared traits (see the module docstring)."""
+    """A registered metric: the function and its declared traits (docs/CONVENTIONS.md)."""
 
     name: str
     fn: Callable[["MetricContext"], float]

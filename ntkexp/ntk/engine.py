@@ -1,36 +1,6 @@
-"""The fast empirical-NTK engine.
-
-For a batch X of B inputs and a network with logits f(x) in R^K, the engine forms the Jacobian J of the (reduced)
-outputs with respect to the selected parameters and returns Theta = J J^T (B x B, float64). Conventions, all fields of
-:class:`NTKConfig` and recorded with every score:
-
-``reduction``
-    ``sum``: f_i = sum_k f_k(x_i), the scalar TE-NAS differentiates; ``logit``: f_i = f_k(x_i) for ``logit_index``;
-    ``trace``: Theta_ij = sum_k <d f_k(x_i), d f_k(x_j)> (the trace of the K x K block of the full NTK).
-``params``
-    ``all`` trainable parameters; ``weights``: tensors named ``weight`` (no biases, no BN shift);
-    ``conv_linear``: Conv/Linear weights and biases (no BatchNorm affine parameters); ``conv_linear_weights``: the
-    Conv/Linear weights alone (GradSign's reference code); ``last_layer``: the weight and
-    bias of the network's last ``nn.Linear`` (the last-layer NTK of TEG-NAS).
-``bn_mode``
-    ``train``: BatchNorm normalises with the statistics of the whole batch, so every sample's output depends on
-    every other sample and on its gradient; computed exactly by one batched forward and a vmap of the VJP over one-hot
-    cotangents (the same numbers as a per-sample backward loop over one forward pass).
-    ``eval``: BatchNorm uses its running statistics (at init: mean 0, var 1); samples are independent and the engine
-    uses vmap'd per-sample gradients.  ``per_sample``: train-mode BatchNorm applied to each sample on its own (its
-    own spatial statistics), also via per-sample gradients.
-``dtype``
-    ``float32`` or ``float64`` for the forward/backward; the kernel is always returned in float64.
-``batch_size``
-    the size of the probe batch the kernel is computed on (the caller draws the batch; recorded with the kernel,
-    since the kernel's size, and with train-mode BN its values, depend on it).
-``chunk_size``
-    how many cotangents / samples one vmap call processes; bounds the memory. ``None`` picks a default: for the
-    batched VJP of train-mode BN, 4 on the CPU (measured fastest there: bigger vmaps thrash the cache) and 32 on a
-    GPU; for per-sample gradients, the whole batch. On a CUDA out-of-memory error the engine halves it and retries.
-
-The network's parameters, buffers and train/eval flag are left as they were.
-"""
+"""The fast empirical-NTK engine: Theta = J J^T (B x B, float64) of a probe batch under the conventions of
+:class:`NTKConfig` (reduction, params, bn_mode, dtype, batch_size, chunk_size), each defined in docs/CONVENTIONS.md
+("The empirical NTK"). The network's parameters, buffers and train/eval flag are left as they were."""
 
 from __future__ import annotations
 
@@ -52,7 +22,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class NTKConfig:
-    """Every convention that changes the computed kernel (see the module docstring)."""
+    """Every convention that changes the computed kernel (each defined in docs/CONVENTIONS.md)."""
 
     reduction: str = "sum"
     logit_index: int = 0
