@@ -213,7 +213,12 @@ def _check_task_setting(key: str, args: list[str], conf_dir: Path) -> None:
     several lines): a setting of another task does not apply."""
     from ntkexp.tasks import TASKS
 
-    setting = key.split(".")[1]
+    import dataclasses
+    import difflib
+    import typing
+
+    parts = key.split(".")
+    setting = parts[1]
     for name in _chosen(args, "task") or _chosen_names(args, conf_dir, "task"):
         if name not in TASKS:
             continue  # an unknown task is refused with the list of tasks
@@ -222,6 +227,14 @@ def _check_task_setting(key: str, args: list[str], conf_dir: Path) -> None:
             others = [t for t in TASKS if setting in TASKS.get(t).settings()]
             where = f"; it is a setting of task={' or '.join(others)}" if others else ""
             raise ValueError(f"{key} does not apply to task={name} (its settings: {', '.join(own)}){where}")
+        group = typing.get_type_hints(TASKS.get(name).config).get(setting)
+        if len(parts) == 3 and dataclasses.is_dataclass(group):  # task.simulated.<x>, task.prune.<x>
+            known = [f.name for f in dataclasses.fields(group)]
+            if parts[2] not in known:
+                close = difflib.get_close_matches(parts[2], known, n=3, cutoff=0.6)
+                hint = (f"; did you mean {' or '.join(f'task.{setting}.{c}' for c in close)}?" if close
+                        else f"; its settings: {', '.join(known)}")
+                raise ValueError(f"{key}: task={name} has no setting {setting}.{parts[2]}{hint}")
 
 
 def _in_sweep() -> bool:

@@ -59,7 +59,7 @@ class SearchAlgoConfig:
 
     name: str = "random"  # random | rea | reinforce | hb | bohb (task=search; simulated_search names its methods)
     budget_evals: int | None = 100  # unique archs scored (task=search); None: no such limit (another budget decides)
-    budget_seconds: float | None = None  # recorded scoring compute, if set (task=search)
+    budget_score_seconds: float | None = None  # recorded scoring compute, if set (task=search)
     derive: str = "best_evaluated"  # best_evaluated | population (rea) | policy_argmax (reinforce)
     restrict_to_benchmark: bool | None = None  # None: when the ground truth does not cover the whole space
     pool_size: int = 10  # metric-assisted (G-) steps: candidates scored by the metric to evaluate one (GradSign: 10)

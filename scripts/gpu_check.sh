@@ -68,7 +68,7 @@ smoke search_lga_t "$SMOKE_S" task=search dataset=cifar10_npz metric=lga metric.
   search_algo=rea search_algo.budget_evals=$N &
 smoke search_ntk "$SMOKE_S" task=search metric=ntk search_algo=rea search_algo.budget_evals=$((3 * N)) &
 smoke simulated_search "$SMOKE_S" task=simulated_search metric=synflow task.simulated.runs=1 \
-  task.simulated.budget_seconds=1500 search_algo.pool_size=5 &
+  task.simulated.budget_train_seconds=1500 search_algo.pool_size=5 &
 smoke prune_search "$SMOKE_S" task=prune_search metric=tegnas_paper "metric.names=[cond,linear_regions]" &
 wait
 echo "smoke done at ${SECONDS}s" >>"$OUT/smoke.log"

@@ -198,7 +198,7 @@ def test_a_search_whose_guide_fails_on_every_arch_says_so_and_exits_non_zero(tmp
     a "found" arch and exit 0, and every task says so in one line (no traceback) with exit status 1."""
     extra = (["task=search", "search_algo.budget_evals=4"] if task == "search" else
              ["task=simulated_search", "task.simulated.runs=1", "task.simulated.methods=[G-RS]",
-              "task.simulated.budget_seconds=3000", "search_space.kwargs.C=4"] if task == "simulated_search" else
+              "task.simulated.budget_train_seconds=3000", "search_space.kwargs.C=4"] if task == "simulated_search" else
              ["n_archs=3"])
     proc = cli(*extra, "init=gaussian", "init.std=-1", "ntk.batch_size=4", "logger=csv", "task.progress=false",
                f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}")

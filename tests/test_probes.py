@@ -34,6 +34,11 @@ PROBES = [
     (["search_algo=rea"], 2, "search_algo.name='rea' does not apply: task=correlate runs no search algorithm"),
     (["task=simulated_search", "task.algorithms.rea.lr=0.1"], 2, "task.algorithms.rea: search algorithm rea has no "
                                                                  "setting 'lr'"),
+    (["task=simulated_search", "task.simulated.budget_seconds=5"], 2,
+     "did you mean task.simulated.budget_train_seconds"),  # its name before issue 41's rename
+    (["task=search", "search_algo.budget_seconds=5"], 2, "did you mean search_algo.budget_score_seconds"),
+    (["task=prune_search", "task.prune.zzz=1"], 2, "task=prune_search has no setting prune.zzz; its settings: C, N"),
+    (["task=prune_search", "task.prune.weights=per_arch", "metric=cond"], 2, "task.prune.weights must be one of"),
     (["ntk.bn_mode=batch"], 2, "ntk bn_mode='batch' is not one of"),
     (["trainer.lr=-1"], 2, "trainer.lr must be a finite number > 0"),
     (["metric.train_epochs=-1"], 2, "metric.train_epochs must be >= 0"),

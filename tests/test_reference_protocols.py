@@ -136,7 +136,7 @@ def test_reinforce_returns_its_policy_argmax_cleanly() -> None:
 # --------------------------------------------------------------------------------------- 4. honest search costs
 def test_a_search_pays_for_its_metric_only_and_baselines_get_its_budget(tmp_path: Path) -> None:
     cfg = make_cfg(["task=search", "metric=ntk", "search_algo=rea", "search_algo.budget_evals=500",
-                    "search_algo.budget_seconds=1.0", "use_cache=false", *TINY], tmp_path)
+                    "search_algo.budget_score_seconds=1.0", "use_cache=false", *TINY], tmp_path)
     summary = run(cfg)
     assert summary["metric"] == "lga" and summary["components"] == ["lga"]  # not fnorm, mean, ncn too
     made = summary["found"]["evaluations"]

@@ -105,7 +105,7 @@ def test_unrestricted_rea_mutates_in_the_whole_space() -> None:
 
 def test_budget_in_seconds_stops_the_search(tmp_path: Path) -> None:
     cfg = make_cfg(["task=search", "search_algo=rea", "search_algo.budget_evals=1000",
-                    "search_algo.budget_seconds=0.5", "ntk.batch_size=8", "logger=csv", "threads=1",
+                    "search_algo.budget_score_seconds=0.5", "ntk.batch_size=8", "logger=csv", "threads=1",
                     "use_cache=false"], tmp_path)
     summary = run(cfg)
     assert summary["found"]["evaluations"] < 1000

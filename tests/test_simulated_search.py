@@ -167,7 +167,7 @@ def test_method_labels() -> None:
 @pytest.mark.slow
 def test_every_method_runs_end_to_end(tmp_path: Path) -> None:
     cfg = make_cfg(["task=simulated_search", "metric=synflow", "search_space.kwargs.C=4", "search_space.kwargs.N=1",
-                    "ntk.batch_size=4", "task.simulated.runs=2", "task.simulated.budget_seconds=8000",
+                    "ntk.batch_size=4", "task.simulated.runs=2", "task.simulated.budget_train_seconds=8000",
                     "search_algo.pool_size=3", "search_algo.init_pool=20", "task.simulated.a_rea_metric=naswot",
                     "++task.simulated.published={G-RS: {cifar10_test: 94.02}}", "logger=csv",
                     "task.progress=false", "threads=1", "device=cpu"], tmp_path)

@@ -31,7 +31,7 @@ def lga_search_budget(train_epochs: int) -> float:
     """REA's budget in the LGA paper's Table 2 for LGA_``train_epochs`` (3,600 s for LGA_3, 5,400 s for LGA_5)."""
     if int(train_epochs) not in LGA_SEARCH_BUDGETS:
         raise ValueError(f"search_algo=rea_lga has the paper's budgets for metric.train_epochs 3 and 5 only, not "
-                         f"{train_epochs}; set search_algo.budget_seconds")
+                         f"{train_epochs}; set search_algo.budget_score_seconds")
     return LGA_SEARCH_BUDGETS[int(train_epochs)]
 
 

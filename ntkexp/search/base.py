@@ -137,7 +137,7 @@ class SearchContext:
             return True
         if self.candidates is not None and len(self.evaluated) >= len(self.candidates):
             return True
-        return self.cfg.budget_seconds is not None and cost.score_seconds >= self.cfg.budget_seconds
+        return self.cfg.budget_score_seconds is not None and cost.score_seconds >= self.cfg.budget_score_seconds
 
     # ----------------------------------------------------------------------------------------------- moves
     def sample_new(self) -> str | None:

@@ -96,8 +96,8 @@ def run_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     if ctx.config.archs or ctx.config.archs_file:
         raise ValueError("task=search draws its own archs: archs/archs_file do not apply (the budget is "
                          "search_algo.budget_evals)")
-    if algo_cfg.budget_evals is None and algo_cfg.budget_seconds is None:
-        raise ValueError("task=search needs a budget: search_algo.budget_evals or search_algo.budget_seconds")
+    if algo_cfg.budget_evals is None and algo_cfg.budget_score_seconds is None:
+        raise ValueError("task=search needs a budget: search_algo.budget_evals or search_algo.budget_score_seconds")
     log.info("task=search evaluates up to search_algo.budget_evals=%s archs chosen by %s (n_archs is not used)",
              algo_cfg.budget_evals, algo_cfg.name)
     primary, candidates = ctx.selection.primary, search_candidates(ctx, gt)
@@ -146,4 +146,4 @@ def search_cost(ctx: RunContext, gt: Any, guided: SearchContext, score_seconds: 
 
 
 register_task("search",
-              search_settings=("name", "budget_evals", "budget_seconds", "derive", "restrict_to_benchmark"))(run_search)
+              search_settings=("name", "budget_evals", "budget_score_seconds", "derive", "restrict_to_benchmark"))(run_search)

@@ -44,7 +44,7 @@ class SimulatedSearchConfig:
     methods: list[str] = field(default_factory=lambda: ["RS", "G-RS", "REA", "G-REA", "A-REA", "REINFORCE",
                                                          "G-REINFORCE", "HB", "G-HB", "BOHB"])
     runs: int = 500
-    budget_seconds: float = 12000.0  # of the benchmark's recorded training time (GPU seconds), per run
+    budget_train_seconds: float = 12000.0  # of the benchmark's recorded training time (GPU seconds), per run
     dataset: str = "cifar10"  # the data set searched on (its 12-epoch validation accuracy and training time)
     a_rea_metric: str | None = None  # A-REA's metric (GradSign's table: naswot); None: metric.names[0]
     published: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> {column: value} to compare
@@ -92,11 +92,11 @@ def algorithm_settings(overrides: dict[str, dict[str, Any]], shared: Any, names:
     for name in sorted(names | set(overrides)):
         algo = SEARCH_ALGOS.get(name)
         values = dict(overrides.get(name) or {})
-        for key in ("budget_evals", "budget_seconds", "derive", "pool_size", "init_pool"):
+        for key in ("budget_evals", "budget_score_seconds", "derive", "pool_size", "init_pool"):
             if key in values:
                 raise ValueError(f"task.algorithms.{name}.{key}: a simulated search sets {key} itself (the clock ends "
                                  "it; the pools are search_algo.pool_size and search_algo.init_pool)")
-        fixed = {"budget_evals": None, "budget_seconds": None, "derive": "best_evaluated",
+        fixed = {"budget_evals": None, "budget_score_seconds": None, "derive": "best_evaluated",
                  "pool_size": shared.pool_size, "init_pool": shared.init_pool}
         if "iterations" in algo.own_settings:
             fixed["iterations"] = None
@@ -117,8 +117,8 @@ def check_simulated(ctx: RunContext) -> list[tuple[str, str, bool, bool]]:
     methods = [(m, *parse_method(m)) for m in sim_cfg.methods]
     if ctx.selection.combinations:
         raise ValueError("a simulated search is assisted by one metric, not a combination")
-    if sim_cfg.runs < 1 or sim_cfg.budget_seconds <= 0:
-        raise ValueError("task.simulated needs runs >= 1 and budget_seconds > 0")
+    if sim_cfg.runs < 1 or sim_cfg.budget_train_seconds <= 0:
+        raise ValueError("task.simulated needs runs >= 1 and budget_train_seconds > 0")
     return methods
 
 
@@ -135,7 +135,7 @@ def simulated_runs(ctx: RunContext, methods: list[tuple[str, str, bool, bool]], 
             for run in range(sim_cfg.runs):
                 rng = np.random.default_rng(np.random.SeedSequence([ctx.seed, run]))
                 answers = np.random.default_rng(np.random.SeedSequence([ctx.seed, run, 1]))  # the clock's own draws
-                sim = SimulatedTraining(gt, sim_cfg.dataset, sim_cfg.budget_seconds, answer_mode=sim_cfg.answer,
+                sim = SimulatedTraining(gt, sim_cfg.dataset, sim_cfg.budget_train_seconds, answer_mode=sim_cfg.answer,
                                         charge_validation=sim_cfg.charge_validation, rng=answers)
                 used = a_rea if is_a_rea else metric
                 before = (used.cost.evaluations, used.cost.score_seconds)
@@ -174,7 +174,7 @@ def simulated_payload(ctx: RunContext, table: pd.DataFrame, algo_cfgs: dict[str,
     sim_cfg, gt = ctx.config.task.simulated, ctx.require_ground_truth()
     a_rea_name = a_rea.metric
     return {
-        "metric": metric.metric, "runs": sim_cfg.runs, "budget_seconds": sim_cfg.budget_seconds,
+        "metric": metric.metric, "runs": sim_cfg.runs, "budget_train_seconds": sim_cfg.budget_train_seconds,
         "searched_on": sim_cfg.dataset, "methods": sim_cfg.methods,
         "search_algo": {n: dataclasses.asdict(c) for n, c in algo_cfgs.items()},
         "results": {r["method"]: {k: r[k] for k in table.columns if k != "method"} for r in table.to_dict("records")},
@@ -207,7 +207,7 @@ def run_simulated_search(ctx: RunContext, out: RunOutput) -> dict[str, Any]:
     payload = simulated_payload(ctx, table, algo_cfgs, metric, a_rea)
     summary = out.summary("simulated_search", payload, {f"{m}/cifar10_test": payload["results"][m]["cifar10_test_mean"]
                                                         for m in payload["results"]}, metric.arch_scorer, epochs=0)
-    out.figure("simulated_search", lambda: results_figure(frame, f"{sim_cfg.runs} runs, {sim_cfg.budget_seconds:.0f} s "
+    out.figure("simulated_search", lambda: results_figure(frame, f"{sim_cfg.runs} runs, {sim_cfg.budget_train_seconds:.0f} s "
                                                                  f"of recorded training each, searched on "
                                                                  f"{sim_cfg.dataset}; metric {metric_name}"))
     print(markdown(table[["method", *[c for c in table.columns if c.endswith("_mean") or c.startswith("published")]]],
