@@ -49,6 +49,7 @@ CHANGES_THE_SCORE = {
 KEEPS_THE_SCORE = {
     "threads": ([], "threads=2"),
     "NTK memory chunks": ([], "ntk.chunk_size=3"),  # a memory setting: recorded, not part of the key
+    "NTK implementation": (["bn_mode=eval"], "ntk.implementation=batched_vjp"),  # the same kernel, another way
     "logger": ([], "logger=none"),
     "progress": ([], "task.progress=false"),
     "accelerator named or auto": (TRAINED, "trainer.accelerator=cpu"),
@@ -90,3 +91,6 @@ def test_the_keys_cached_before_chunk_size_left_the_key_stay_valid() -> None:
     assert cache_key("score", "a", conventions) == written
     assert cache_key("score", "a", {**conventions, "ntk": {**conventions["ntk"], "chunk_size": 8}}) == written
     assert cache_key("score", "a", {**conventions, "ntk": {**conventions["ntk"], "batch_size": 32}}) != written
+    # ntk.implementation came after these keys were written: left out, at any value
+    for impl in ("auto", "batched_vjp"):
+        assert cache_key("score", "a", {**conventions, "ntk": {**conventions["ntk"], "implementation": impl}}) == written

@@ -134,3 +134,27 @@ def test_per_sample_bn_subsets_match_a_loop_over_an_independent_parameter_list(s
     expected = jac @ jac.T
     got = empirical_ntk(net, x, NTKConfig(bn_mode="per_sample", params=subset, dtype="float64")).kernel
     assert _rel(got.double(), expected) < 1e-10
+
+
+@pytest.mark.parametrize("reduction", ["sum", "trace"])
+def test_both_implementations_agree_where_both_apply_and_match_the_reference(reduction: str) -> None:
+    """ntk.implementation (as neural-tangents' ``implementation=``): under eval BN the batched VJP and the vmap'd
+    per-sample gradients compute the same kernel, each equal to the independent loop reference; each refuses the BN
+    mode it cannot compute exactly, in one line."""
+    torch.manual_seed(3)
+    x = torch.randn(6, 3, 8, 8)
+    net = _net(ARCHS[1], C=3)
+    kernels = {impl: empirical_ntk(net, x, NTKConfig(bn_mode="eval", reduction=reduction, dtype="float64",
+                                                     implementation=impl)).kernel
+               for impl in ("batched_vjp", "per_sample_grads", "auto")}
+    ref = ntk_reference(net, x, NTKConfig(bn_mode="eval", reduction=reduction, dtype="float64"))
+    for impl, kernel in kernels.items():
+        assert _rel(kernel, ref) < 1e-10, impl
+    assert NTKConfig(bn_mode="train").resolved_implementation() == "batched_vjp"
+    assert NTKConfig(bn_mode="per_sample").resolved_implementation() == "per_sample_grads"
+    with pytest.raises(ValueError, match="implementation=batched_vjp does not compute bn_mode=per_sample"):
+        NTKConfig(bn_mode="per_sample", implementation="batched_vjp")
+    with pytest.raises(ValueError, match="implementation=per_sample_grads does not compute bn_mode=train"):
+        NTKConfig(bn_mode="train", implementation="per_sample_grads")
+    with pytest.raises(ValueError, match="is not one of"):
+        NTKConfig(implementation="jacfwd")

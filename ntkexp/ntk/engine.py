@@ -20,6 +20,11 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 log = logging.getLogger(__name__)
 
 
+#: each implementation and the BN modes it computes exactly (both agree under eval: the samples are independent)
+IMPLEMENTATIONS = {"auto": ("train", "eval", "per_sample"), "batched_vjp": ("train", "eval"),
+                   "per_sample_grads": ("per_sample", "eval")}
+
+
 @dataclass
 class NTKConfig:
     """Every convention that changes the computed kernel (each defined in docs/CONVENTIONS.md)."""
@@ -31,6 +36,10 @@ class NTKConfig:
     dtype: str = "float32"
     chunk_size: int | None = None  # a memory setting: not part of a score's cache key
     batch_size: int = 64
+    # how the Jacobian is computed (the same kernel either way, so not part of a score's cache key): batched_vjp
+    # (one batched forward, a vmap of its VJP: the only exact one under bn_mode=train) | per_sample_grads (vmap'd
+    # per-sample gradients: the only one for per_sample) | auto (the one the BN mode needs; under eval, per-sample)
+    implementation: str = "auto"
 
     def __post_init__(self) -> None:
         checks = (("reduction", REDUCTIONS), ("params", PARAM_SUBSETS), ("bn_mode", BN_MODES), ("dtype", tuple(DTYPES)))
@@ -39,6 +48,18 @@ class NTKConfig:
                 raise ValueError(f"ntk {name}={getattr(self, name)!r} is not one of: {', '.join(valid)}")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ValueError(f"ntk chunk_size must be >= 1 or null, got {self.chunk_size}")
+        if self.implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"ntk implementation={self.implementation!r} is not one of: {', '.join(IMPLEMENTATIONS)}")
+        if self.implementation != "auto" and self.bn_mode not in IMPLEMENTATIONS[self.implementation]:
+            raise ValueError(f"ntk implementation={self.implementation} does not compute bn_mode={self.bn_mode} "
+                             f"(it computes {' and '.join(IMPLEMENTATIONS[self.implementation])}; "
+                             "implementation=auto picks the one each BN mode needs)")
+
+    def resolved_implementation(self) -> str:
+        """The implementation used: the one named, or under ``auto`` the one the BN mode needs."""
+        if self.implementation != "auto":
+            return self.implementation
+        return "batched_vjp" if self.bn_mode == "train" else "per_sample_grads"
         if self.batch_size < 2:
             raise ValueError(f"ntk batch_size must be >= 2 (a kernel of one sample has no condition number or "
                              f"alignment), got {self.batch_size}")
@@ -136,7 +157,7 @@ def _jacobian(model: nn.Module, x: torch.Tensor, cfg: NTKConfig, chosen: dict[st
     """(J per parameter with leading dims (B, K') flattened to B rows, logits). ``weights(logits)`` gives the (B, K)
     output weights of each row (treated as constants), or None for one row per logit."""
     batch = x.shape[0]
-    if cfg.bn_mode == "train":
+    if cfg.resolved_implementation() == "batched_vjp":
         def f_batch(p: dict[str, torch.Tensor]) -> torch.Tensor:
             return functional_call(model, ({**p, **rest}), (x,))
 
@@ -203,7 +224,7 @@ def jacobian(model: nn.Module, x: torch.Tensor, cfg: NTKConfig | None = None,
     if weights is None:
         weights = lambda logits: _output_weights(logits.shape[0], logits.shape[1], cfg, logits)  # noqa: E731
     chunk = cfg.chunk_size
-    if chunk is None and cfg.bn_mode == "train":
+    if chunk is None and cfg.resolved_implementation() == "batched_vjp":
         chunk = 32 if device.type == "cuda" else 4
     with bn_convention(model, cfg.bn_mode), parameters_kept(model):
         while True:

@@ -35,15 +35,20 @@ def fingerprint(*tensors: torch.Tensor | None) -> str:
 #: settings recorded with a score that do not change it (memory and speed): the key holds their default, so
 #: changing them reads the scores already cached (and keys written before they were left out stay valid)
 NOT_IN_KEY = {"ntk": {"chunk_size": None}}
+#: the same for settings added after keys were written: left out of the key altogether
+LEFT_OUT = {"ntk": ("implementation",)}
 
 
 def cache_key(purpose: str, arch: str, conventions: Mapping[str, Any], **detail: Any) -> str:
     """The cache key of ``purpose`` ('score', 'track' or 'training') for ``arch`` under ``conventions`` (less
-    :data:`NOT_IN_KEY`)."""
+    :data:`NOT_IN_KEY` and :data:`LEFT_OUT`)."""
     conventions = dict(conventions)
     for part, neutral in NOT_IN_KEY.items():
         if isinstance(conventions.get(part), Mapping):
             conventions[part] = {**conventions[part], **neutral}
+    for part, names in LEFT_OUT.items():
+        if isinstance(conventions.get(part), Mapping):
+            conventions[part] = {k: v for k, v in conventions[part].items() if k not in names}
     payload = {"schema": SCORE_SCHEMA, "purpose": purpose, "arch": arch, **conventions, **detail}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
