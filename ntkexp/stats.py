@@ -3,6 +3,8 @@ bootstrap interval over the archs that says what their number can resolve."""
 
 from __future__ import annotations
 
+import functools
+import math
 import warnings
 from typing import Any
 
@@ -121,4 +123,48 @@ def paired_bootstrap_difference(before: np.ndarray, after: np.ndarray, accuracy:
         return nan
     tail = 100 * (1 - confidence) / 2
     lo, hi = np.percentile(diff, [tail, 100 - tail])
+    return point, float(lo), float(hi)
+
+
+@functools.lru_cache(maxsize=64)
+def _pick_weights(n: int, k: int) -> np.ndarray:
+    """P(the arch at position r of n sorted by score is the best of a uniform pool of k) = C(n-1-r, k-1) / C(n, k)."""
+    total = math.comb(n, k)
+    return np.array([math.comb(n - 1 - r, k - 1) / total for r in range(n)])
+
+
+def expected_best_of(score: np.ndarray, accuracy: np.ndarray, k: int) -> float:
+    """The expected accuracy that a random search of ``k`` archs guided by ``score`` finds: the pool drawn uniformly
+    without replacement from the archs given, the highest-scoring one picked. ``score`` is oriented (higher is better;
+    undefined already -inf, see :func:`~ntkexp.metrics.oriented`). Exact, no sampling: the arch at position r of the
+    n sorted by score is the pool's best with probability C(n-1-r, k-1) / C(n, k); archs tied on the score share the
+    probability of their group and the pick among them is at random (their mean accuracy)."""
+    score, accuracy = np.asarray(score, dtype=np.float64), np.asarray(accuracy, dtype=np.float64)
+    n = len(score)
+    if not 1 <= k <= n or len(accuracy) != n:
+        raise ValueError(f"a search of {k} archs needs 1 <= k <= the {n} archs, each with an accuracy")
+    order = np.argsort(-score, kind="stable")
+    s, a, w = score[order], accuracy[order], _pick_weights(n, k)
+    group = np.cumsum(np.r_[True, s[1:] != s[:-1]]) - 1  # runs of equal scores
+    expected = np.sum(np.bincount(group, weights=w) * np.bincount(group, weights=a) / np.bincount(group))
+    return float(expected)
+
+
+def best_of_interval(score: np.ndarray, accuracy: np.ndarray, k: int, baseline: np.ndarray | None = None,
+                     confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(point, lo, hi): :func:`expected_best_of` of ``score`` (minus that of ``baseline`` on the same archs: a paired
+    difference) with a percentile bootstrap interval that resamples the archs (the same resample for both)."""
+    score, accuracy = np.asarray(score, dtype=np.float64), np.asarray(accuracy, dtype=np.float64)
+    base = None if baseline is None else np.asarray(baseline, dtype=np.float64)
+
+    def value(idx: np.ndarray) -> float:
+        found = expected_best_of(score[idx], accuracy[idx], k)
+        return found if base is None else found - expected_best_of(base[idx], accuracy[idx], k)
+
+    n = len(score)
+    point = value(np.arange(n))
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    values = np.array([value(i) for i in draws])
+    tail = 100 * (1 - confidence) / 2
+    lo, hi = np.percentile(values, [tail, 100 - tail])
     return point, float(lo), float(hi)

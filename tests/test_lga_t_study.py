@@ -72,6 +72,22 @@ def test_report_states_only_the_directions_its_paired_intervals_support(tmp_path
     assert (tmp_path / "lga_t_study_bands.png").stat().st_size > 1000
 
 
+def test_the_guided_search_table_marks_only_the_differences_its_intervals_resolve() -> None:
+    """Random search of 10 archs guided by each metric (Mok et al.'s Table 2 rows, on the study's archs): LGA nearly
+    the accuracy at t = 196 finds better archs than noisy LGA at t = 0 (marked); NCN unchanged is not marked; the pick
+    never beats the pool's best."""
+    table = synthetic_table()
+    lines = lga_t.search_table(table, "per_sample")
+    head = lines[0]
+    oracle = float(head.split("The pool's best (oracle): ")[1].split(" ")[0])
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in lines if line.startswith("| 196")}
+    lga, ncn = rows["196"][0], rows["196"][1]
+    assert "✱" in lga and float(lga.split("Δ ")[1].split(" ")[0]) > 0
+    assert "✱" not in ncn and ncn.split("Δ ")[1].startswith(("+0.00", "-0.00"))
+    assert float(lga.split(" ")[0]) <= oracle
+    assert lga_t.search_table(synthetic_table(n=20), "per_sample") == []  # pools of 10 from 20 archs: too few
+
+
 def test_a_difference_whose_interval_contains_zero_is_never_a_claim() -> None:
     for lo, hi, point in ((-0.01, 0.14, 0.067), (-0.3, -0.0, -0.1), (0.0, 0.2, 0.1)):
         d = lga_t.Difference("per_sample", "lga", 196, 179, 0.447, 0.513, point, lo, hi)
@@ -139,15 +155,15 @@ def test_the_study_resumes_without_recomputing_finished_archs(tmp_path: Path) ->
     pd.testing.assert_frame_equal(again_table.drop(columns="cached"), table.drop(columns="cached"))
 
 
-def test_the_results_file_holds_both_generated_blocks() -> None:
-    """scripts/report_lga_t.py and scripts/report_table55.py rewrite their blocks of docs/RESULTS.md: the markers must
-    be there, each once, in order."""
-    from ntkexp.report import table55
+def test_the_results_file_holds_every_generated_block() -> None:
+    """scripts/report_lga_t.py, report_table55.py and report_tenas_prune.py rewrite their blocks of docs/RESULTS.md:
+    the markers must be there, each once, in order."""
+    from ntkexp.report import table55, tenas_prune
     from ntkexp.report.generated import markers, replace_block
     from tests.conftest import ROOT
 
     text = (ROOT / "docs" / "RESULTS.md").read_text()
-    for block in (lga_t.BLOCK, table55.BLOCK):
+    for block in (lga_t.BLOCK, table55.BLOCK, tenas_prune.BLOCK):
         begin, end = markers(block)
         assert text.count(begin) == 1 and text.count(end) == 1 and text.index(begin) < text.index(end)
         assert replace_block(text, block, f"{begin}\nx\n{end}").count("\nx\n") == 1

@@ -55,3 +55,28 @@ def test_top_k_of_a_metric_that_ranks_nothing_is_undefined() -> None:
     for values in (np.full(4, np.nan), np.full(4, 3.0)):
         out = correlate(values, accuracy, direction=1, top_k=[0.25, 0.5])
         assert np.isnan(out["top0.25_precision"]) and np.isnan(out["top0.5_precision"]) and np.isnan(out["kendall_tau"])
+
+
+def test_the_expected_pick_of_a_guided_random_search_equals_enumerating_every_pool() -> None:
+    """expected_best_of is exact: the mean, over every pool of k of the n archs, of the accuracy of the pool's
+    highest-scoring arch (archs tied on the score, undefined ones among them, picked at random: their mean)."""
+    import itertools
+
+    from ntkexp.stats import best_of_interval, expected_best_of
+
+    rng = np.random.default_rng(4)
+    score = rng.normal(size=8)
+    score[[1, 6]] = score[3]  # a three-way tie
+    score[[0, 5]] = -np.inf  # undefined: worst, tied
+    accuracy = rng.uniform(70, 95, size=8)
+    for k in (1, 3, 8):
+        picks = []
+        for pool in itertools.combinations(range(8), k):
+            best = max(score[list(pool)])
+            picks.append(np.mean([accuracy[i] for i in pool if score[i] == best]))
+        assert expected_best_of(score, accuracy, k) == pytest.approx(np.mean(picks), abs=1e-12)
+    assert expected_best_of(accuracy, accuracy, 1) == pytest.approx(accuracy.mean())  # one arch: a random one
+    point, lo, hi = best_of_interval(score, accuracy, 3, baseline=score, n_resamples=50)
+    assert point == lo == hi == 0.0  # paired: the same score against itself differs by nothing in every resample
+    with pytest.raises(ValueError, match="1 <= k"):
+        expected_best_of(score, accuracy, 9)

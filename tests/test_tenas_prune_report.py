@@ -24,10 +24,11 @@ def fake_sweep(folder: Path, accuracies: dict[str, list[float]], **run: object) 
                    "protocol": "one weight set per round", "found": {"arch": ARCH, "accuracy": {
                        d: values[seed] for d, values in accuracies.items()}},
                    "cost": {"device": "cpu (1 threads)", "supernets_scored": 108, "score_seconds": 300.0 + seed},
-                   "versions": {"ntkexp_commit": "abc1234"},
-                   "config": {"seed": seed, "init": {"name": run.get("init", "default"), "mode": "fan_in"},
+                   "versions": {"ntkexp_commit": run.get("commit", "abc1234")} if run.get("commit", 1) else {},
+                   "config": {"seed": seed, "paths": {"data_root": "/somewhere/data", "cache_dir": None}, "init": {"name": run.get("init", "default"), "mode": "fan_in"},
                               "ntk": {"bn_mode": "train", "params": "weights", "batch_size": 72},
-                              "dataset": {"name": run.get("dataset", "cifar10_npz"), "label": "CIFAR-10 images"}}}
+                              "dataset": {"name": run.get("dataset", "cifar10_npz"),
+                                          "label": "CIFAR-10 images from /somewhere/data/x.npz"}}}
         (folder / str(seed)).mkdir(parents=True)
         (folder / str(seed) / "summary.json").write_text(json.dumps(summary))
     return folder
@@ -74,3 +75,17 @@ def test_a_sweep_that_agrees_says_none_and_the_script_writes_its_block(tmp_path:
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no finished task=prune_search run" in bad.stderr
     with pytest.raises(ValueError, match="no finished"):
         tenas_prune.load_sweep(empty)
+
+
+def test_collecting_a_sweep_keeps_no_machine_folder_and_names_a_commit_only_where_missing(tmp_path: Path) -> None:
+    recorded = fake_sweep(tmp_path / "recorded", {"cifar10": spread(93.0, 0.3)})
+    unrecorded = fake_sweep(tmp_path / "unrecorded", {"cifar10": spread(93.0, 0.3)}, commit=None)
+    tenas_prune.collect(recorded, tmp_path / "a", commit="fff0000")
+    tenas_prune.collect(unrecorded, tmp_path / "b", commit="fff0000")
+    a = json.loads((tmp_path / "a" / "0" / "summary.json").read_text())
+    b = json.loads((tmp_path / "b" / "0" / "summary.json").read_text())
+    assert a["versions"]["ntkexp_commit"] == "abc1234"  # a recorded commit is never overwritten
+    assert b["versions"]["ntkexp_commit"] == "fff0000 (given when collected)"
+    assert a["config"]["dataset"]["label"] == "CIFAR-10 images from <paths.data_root>/x.npz"
+    assert "/somewhere" not in (tmp_path / "b" / "4" / "summary.json").read_text()
+    assert "commit fff0000 (given when collected)" in tenas_prune.section([tmp_path / "b"])

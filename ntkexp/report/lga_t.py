@@ -23,7 +23,8 @@ import pandas as pd
 from ntkexp.metrics import direction_of
 from ntkexp.plotting import pyplot, save_figure
 from ntkexp.report.generated import markers
-from ntkexp.stats import bootstrap_interval, correlate, paired_bootstrap_difference
+from ntkexp.metrics import oriented
+from ntkexp.stats import best_of_interval, bootstrap_interval, correlate, paired_bootstrap_difference
 
 BLOCK = "lga_t study (scripts/report_lga_t.py)"
 BEGIN, END = markers(BLOCK)
@@ -34,6 +35,7 @@ PART_TITLES = {"per_sample": "per-sample BN (the paper's Train mode)",
                "ladder": "per-sample BN, the longer ladder"}
 BANDS = {"high": (0.9, 1.0), "mid": (0.45, 0.55), "low": (0.0, 0.1)}  # Mok et al. Figure 2's accuracy quantiles
 SEED = 0
+POOL = 10  # archs per random search (Mok et al.'s Table 2: 100 of the 15,625; here drawn from the study's archs)
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,44 @@ def part_table(table: pd.DataFrame, ranks: pd.DataFrame, diffs: list[Difference]
     return lines
 
 
+def search_table(table: pd.DataFrame, part: str, k: int = POOL) -> list[str]:
+    """What a random search of ``k`` archs guided by each metric at each t finds, in expectation over the pools drawn
+    from this part's archs (exact, :func:`~ntkexp.stats.expected_best_of`), with 95 % intervals over the archs; the
+    paired difference against the same metric at t = 0; the pool's best (oracle) and a random member beside it.
+    A direction is marked only where the paired interval excludes zero."""
+    sub = table[table.part == part]
+    metrics = metrics_of(table)
+    measured = {int(step): set(at["order"]) for step, at in sub.groupby("step")}
+    wides = {m: pivot(sub, m).dropna(subset=["accuracy"]) for m in metrics}
+    base = wides[metrics[0]]
+    base = base[base.index.isin(measured.get(0, set(base.index)))]
+    if len(base) < 3 * k:  # too few archs for pools of k to differ much
+        return []
+    acc = base["accuracy"].to_numpy()
+    oracle = best_of_interval(acc, acc, k, seed=SEED)
+    lines = [f"What a random search of {k} archs finds, guided by each metric at t (expected CIFAR-10 test accuracy "
+             f"of the pick over pools of {k} drawn from these {len(base)} archs, exact; undefined scores rank worst; "
+             "[95 % interval over the archs]; Δ: paired difference against the same metric at t = 0, ✱ where its "
+             f"interval excludes zero). The pool's best (oracle): {oracle[0]:.2f} [{oracle[1]:.2f}, {oracle[2]:.2f}]; "
+             f"a random member: {acc.mean():.2f}.", "",
+             "| t (steps) | " + " | ".join(LABELS.get(m, m) for m in metrics) + " |", "|" + "---|" * (len(metrics) + 1)]
+    for step in sorted(measured):
+        cells = [str(step)]
+        for m in metrics:
+            wide, d = wides[m], direction_of(m)
+            at = wide[wide.index.isin(measured[step])]
+            point, lo, hi = best_of_interval(oriented(at[step].to_numpy(), d), at["accuracy"].to_numpy(), k, seed=SEED)
+            cell = f"{point:.2f} [{lo:.2f}, {hi:.2f}]"
+            if step != 0 and 0 in measured:
+                both = wide[wide.index.isin(measured[step] & measured[0])]
+                diff, dlo, dhi = best_of_interval(oriented(both[step].to_numpy(), d), both["accuracy"].to_numpy(), k,
+                                                  baseline=oriented(both[0].to_numpy(), d), seed=SEED)
+                cell += f"; Δ {diff:+.2f} [{dlo:+.2f}, {dhi:+.2f}]" + (" ✱" if dlo > 0 or dhi < 0 else "")
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def scale_line(table: pd.DataFrame, meta: dict[str, Any]) -> str:
     parts = []
     for part in parts_of(table):
@@ -291,6 +331,7 @@ def section(table: pd.DataFrame, meta: dict[str, Any], figure_dir: Path, figure_
     for part in parts_of(table):
         lines += [f"**{PART_TITLES.get(part, part)}.**", ""]
         lines += part_table(table, ranks, diffs, part) + [""]
+        lines += search_table(table, part)
     lines += ["(Kendall tau [95 % bootstrap interval] / Spearman rho, against the benchmark's accuracy; undefined "
               "scores rank worst. Train accuracy: the mean over the last pass through the training images.)", ""]
     lines += conclusion(diffs, table)

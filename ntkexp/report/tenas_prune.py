@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +110,48 @@ def section(sweeps: list[Path]) -> str:
         out += [scale_line(summaries), "", *lines, "",
                 "(SE) in the mean row: the difference from the published mean in standard errors of the difference "
                 "(our std and n, the paper's std over its 4 runs); ✱ beyond 2.", "",
-                "**Beyond 2 standard errors**" + (":" if flagged else ": none (every column agrees with the "
-                                                                    "published row within the runs' spread)."), "",
+                "**Beyond 2 standard errors**" + (":" if flagged else ": none (no column's mean differs from the "
+                                                                    "published one by more than 2 standard errors of "
+                                                                    "the difference)."), "",
                 *flagged, "", "Departures from the released protocol that remain in this sweep: "
                 + "; ".join(departures(summaries[0])) + ".", ""]
     out.append(end)
     return "\n".join(out) + "\n"
+
+
+def collect(sweep: Path, dest: Path, commit: str | None = None) -> list[Path]:
+    """Copy a sweep's finished runs (``summary.json``, ``prune_rounds.csv``) into ``dest/<seed>/`` (the folder the
+    RESULTS block is generated from, committed with it), this machine's data, output and package folders replaced by
+    their names. ``commit``: the code's commit for runs whose summary does not record one (said so)."""
+    package = str(Path(__file__).resolve().parents[1])
+    written = []
+    for summary_path in sorted(sweep.glob("*/summary.json")):
+        summary = json.loads(summary_path.read_text())
+        if summary.get("task") != "prune_search":
+            continue
+        if commit and "ntkexp_commit" not in summary.get("versions", {}):
+            summary.setdefault("versions", {})["ntkexp_commit"] = f"{commit} (given when collected)"
+        text = json.dumps(summary, indent=2)
+        for name, folder in summary["config"].get("paths", {}).items():
+            if folder:
+                text = text.replace(str(folder).rstrip("/"), f"<paths.{name}>")
+        text = re.sub(r'"[^"]*/ntkexp/resources/', '"<ntkexp>/resources/', text.replace(package, "<ntkexp>"))
+        out = dest / str(summary["config"]["seed"])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(text)
+        rounds = summary_path.parent / "prune_rounds.csv"
+        if rounds.exists():
+            (out / "prune_rounds.csv").write_text(rounds.read_text())
+        written.append(out)
+    if not written:
+        raise ValueError(f"{sweep} holds no finished task=prune_search run (no */summary.json)")
+    return written
+
+
+if __name__ == "__main__":  # python -m ntkexp.report.tenas_prune collect SWEEP DEST [COMMIT]
+    import sys
+
+    if len(sys.argv) not in (4, 5) or sys.argv[1] != "collect":
+        sys.exit("usage: python -m ntkexp.report.tenas_prune collect SWEEP_DIR DEST_DIR [COMMIT]")
+    for folder in collect(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4] if len(sys.argv) == 5 else None):
+        print(f"collected {folder}")
