@@ -83,6 +83,29 @@ def _check_known_key(arg: str, key: str) -> None:
     raise ValueError(f"{arg}: ntkexp has no setting {prefix}{key}{hint}")
 
 
+#: Hydra's own flags that take a value (the value is not an override)
+HYDRA_VALUE_FLAGS = {"-c", "--cfg", "-p", "--package", "-sc", "--shell-completion", "-cp", "--config-path", "-cn",
+                     "--config-name", "-cd", "--config-dir", "--experimental-rerun", "-i", "--info"}
+
+
+def overrides_of(args: list[str]) -> list[str]:
+    """The overrides in a command line: Hydra's flags and the values they take left out (``-sc query=bash`` is a
+    shell-completion query, not a setting ``query``)."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+            if "=" not in arg or arg.split("=", 1)[0] in ("query", "install", "uninstall"):
+                continue
+        if arg in HYDRA_VALUE_FLAGS:
+            skip = True
+            continue
+        if arg.startswith("-") and not arg.startswith(("+", "~")):
+            continue
+        out.append(arg)
+    return out
+
+
 def check_output_dirs(args: list[str]) -> None:
     """``hydra.run.dir`` / ``hydra.sweep.dir`` on a place this process cannot write (a read-only file system, no
     permission): one line before Hydra tries to create it (Hydra's own failure is a traceback)."""
@@ -480,8 +503,9 @@ def main() -> None:
         if any(a in ("--help", "-h") for a in sys.argv[1:]):
             print(help_text(), end="")
             sys.exit(0)
-        check_group_overrides(sys.argv[1:], CONF_DIR)
-        check_output_dirs(sys.argv[1:])
+        if not {"-sc", "--shell-completion"} & set(sys.argv[1:]):  # completion answers quietly, checks nothing
+            check_group_overrides(overrides_of(sys.argv[1:]), CONF_DIR)
+            check_output_dirs(overrides_of(sys.argv[1:]))
     except (PluginError, ValueError) as err:
         print(f"ntkexp: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -178,6 +178,20 @@ def test_an_at_initialisation_run_does_not_import_lightning(tmp_path: Path) -> N
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["n_archs"] == 3
 
 
+def test_tab_completion_answers_with_the_options_and_hydra_flags_are_not_settings(tmp_path: Path) -> None:
+    """Hydra's shell completion (``eval "$(ntkexp -sc install=bash)"``) asks ``ntkexp -sc query=bash``: the
+    pre-checks once read ``query=bash`` as a setting and refused every Tab press."""
+    from ntkexp.cli import overrides_of
+
+    env = {**os.environ, "COMP_LINE": "ntkexp metric=", "COMP_POINT": "14"}
+    proc = cli("-sc", "query=bash", env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "metric=lga" in proc.stdout.split() and "metric=ncn" in proc.stdout.split()
+    assert overrides_of(["-sc", "query=bash", "--cfg", "job", "-p", "ntk", "n_archs=3", "--multirun", "+x=1"]) == \
+        ["n_archs=3", "+x=1"]
+    assert overrides_of(["-c", "job", "metric=lgaa"]) == ["metric=lgaa"]  # still checked with --cfg
+
+
 # ------------------------------------------------------------------------------------------- 3. threads
 def test_default_threads_divide_the_cores_among_a_launchers_jobs(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
