@@ -102,6 +102,7 @@ class RunConfig:
     archs: list[str] | None = None  # a named list instead of sampling
     archs_file: str | None = None  # or a text file of archs, one per line ('#' starts a comment)
     use_cache: bool = True
+    score_table: str | None = None  # precomputed scores at init (.npz, ntkexp.scoring.table): read, conventions checked
     plugins: list[str] = field(default_factory=list)  # modules of the user's own to import first (they register)
     download: bool = True  # fetch a missing public data set or benchmark file (ntkexp.downloads); false: say how
     download_mirror: str | None = None  # fetch from <mirror>/<file name> instead of each file's own URL
