@@ -52,6 +52,10 @@ def test_only_cells_beyond_two_standard_errors_are_marked_with_the_runs_departur
     assert "**CIFAR-10**: 92.00 against the published 93.90, -7.9 standard errors" in flagged
     assert "1 repeat(s) per candidate (TE-NAS: 3)" in flagged and "init kaiming" in flagged
     assert "CIFAR-100**" not in flagged
+    # the ImageNet16-120 column is judged on an arch searched on CIFAR-10: said where such a cell is flagged
+    wide = fake_sweep(tmp_path / "wide", {"cifar10": spread(93.9, 0.4), "ImageNet16-120": spread(45.0, 0.3)})
+    in16 = tenas_prune.section([wide]).split("**ImageNet16-120**")[1].splitlines()[0]
+    assert "searched on CIFAR-10 images and only judged on ImageNet16-120" in in16
     assert "| TEG-NAS Table 2, TE-NAS (4 runs) | | 93.90 ± 0.47 | 71.24 ± 0.56 | 42.38 ± 0.46 |" in block
     assert "5 seeds (0, 1, 2, 3, 4)" in block and "commit abc1234" in block
     assert tenas_prune.section([sweep]) == block  # the same runs, the same block
