@@ -41,6 +41,8 @@ def test_a_run_under_the_tables_conventions_reads_it_and_computes_only_what_it_l
     assert not by_arch.loc[ARCHS[2], "cached"]  # not in the table: computed
     summary = json.loads((tmp_path / "b" / "run" / "summary.json").read_text())
     assert summary["n_cached"] == 2 and summary["n_computed"] == 1
+    assert summary["score_table"]["archs_read"] == 2 and summary["score_table"]["path"] == str(table_path)
+    assert "run:" in summary["score_table"]["provenance"]  # the run folder it was exported from, and what ran
 
 
 def test_other_conventions_are_refused_in_one_line_naming_them(tmp_path: Path) -> None:

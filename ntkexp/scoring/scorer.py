@@ -137,6 +137,7 @@ class ArchScorer:
         if self.settings:
             self.conventions["metric_settings"] = {name: asdict(value) for name, value in self.settings.items()}
         self.table: ScoreTable | None = None
+        self.n_from_table = 0
         if ctx.config.score_table:
             self.table = ScoreTable.load(ctx.config.score_table)
             self.table.check(self.conventions)
@@ -276,6 +277,7 @@ class ArchScorer:
         shipped = self.table.lookup(arch, names) if self.table is not None and t == 0 else None
         if shipped is not None:  # precomputed under these conventions (checked when the scorer was made)
             self.n_cached += 1
+            self.n_from_table += 1
             return ScoreRecord(arch, self.ctx.space.index_of(arch), t, shipped[0], shipped[1], shipped[2], True)
         cached = self.ctx.store.get(key)
         if cached is not None and all(n in cached["values"] for n in names):

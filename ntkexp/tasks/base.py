@@ -95,6 +95,9 @@ class RunOutput:
         conventions (the scorer's, with ``conventions`` added), the device, library versions and the whole resolved
         config; ``dashboard`` (flat numbers) goes to the logger's summary."""
         common: dict[str, Any] = {**scorer.description(epochs)} if scorer is not None else {}
+        if scorer is not None and scorer.table is not None:  # scores read, not computed: say from where
+            common["score_table"] = {"path": scorer.table.path, "provenance": scorer.table.provenance,
+                                     "archs_read": scorer.n_from_table}
         if self.ctx.ground_truth is not None:
             common["ground_truth"] = self.ctx.ground_truth.provenance()
         own = scorer.conventions if scorer is not None else {}
