@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from ntkexp.metrics import oriented
@@ -66,6 +66,23 @@ STATISTICS = {"kendall_tau": lambda a, b: _scipy_stats().kendalltau(a, b).statis
               "spearman_rho": lambda a, b: _scipy_stats().spearmanr(a, b).statistic}
 
 
+def percentile_bootstrap(statistic: Callable[[np.ndarray], float], n: int, confidence: float = 0.95,
+                         n_resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """The percentile interval of ``statistic(idx)`` over ``n_resamples`` resamples ``idx`` of ``n`` archs drawn with
+    replacement (seeded); resamples where it is undefined are left out, which ``scipy.stats.bootstrap`` cannot do.
+    NaNs when no resample is defined."""
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns on constant resamples; they are dropped below
+        stat = np.array([statistic(i) for i in draws], dtype=np.float64)
+    stat = stat[np.isfinite(stat)]
+    if not len(stat):
+        return float("nan"), float("nan")
+    tail = 100 * (1 - confidence) / 2
+    lo, hi = np.percentile(stat, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
 def bootstrap_interval(values: np.ndarray, accuracy: np.ndarray, direction: int, statistic: str = "kendall_tau",
                        confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic`` (``kendall_tau`` or ``spearman_rho``, by scipy.stats) of the
@@ -76,17 +93,7 @@ def bootstrap_interval(values: np.ndarray, accuracy: np.ndarray, direction: int,
     if len(score) < 3 or np.all(score == score[0]):
         return float("nan"), float("nan")
     ranked, fn = _finite_ranks(score), STATISTICS[statistic]
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(score), size=(n_resamples, len(score)))
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scipy warns on constant resamples; they are dropped below
-        stat = np.array([fn(ranked[i], acc[i]) for i in draws], dtype=np.float64)
-    stat = stat[np.isfinite(stat)]
-    if not len(stat):
-        return float("nan"), float("nan")
-    tail = 100 * (1 - confidence) / 2
-    lo, hi = np.percentile(stat, [tail, 100 - tail])
-    return float(lo), float(hi)
+    return percentile_bootstrap(lambda i: fn(ranked[i], acc[i]), len(score), confidence, n_resamples, seed)
 
 
 def correlation_table(frame: Any, directions: dict[str, int], top_k: list[float]) -> dict[str, dict[str, Any]]:
@@ -114,16 +121,9 @@ def paired_bootstrap_difference(before: np.ndarray, after: np.ndarray, accuracy:
         return nan
     ranked_a, ranked_b, fn = _finite_ranks(score_a), _finite_ranks(score_b), STATISTICS[statistic]
     point = float(fn(ranked_b, acc) - fn(ranked_a, acc))
-    draws = np.random.default_rng(seed).integers(0, len(acc), size=(n_resamples, len(acc)))
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        diff = np.array([fn(ranked_b[i], acc[i]) - fn(ranked_a[i], acc[i]) for i in draws], dtype=np.float64)
-    diff = diff[np.isfinite(diff)]
-    if not len(diff):
-        return nan
-    tail = 100 * (1 - confidence) / 2
-    lo, hi = np.percentile(diff, [tail, 100 - tail])
-    return point, float(lo), float(hi)
+    lo, hi = percentile_bootstrap(lambda i: fn(ranked_b[i], acc[i]) - fn(ranked_a[i], acc[i]), len(acc), confidence,
+                                  n_resamples, seed)
+    return nan if np.isnan(lo) else (point, lo, hi)
 
 
 @functools.lru_cache(maxsize=64)
@@ -161,10 +161,23 @@ def best_of_interval(score: np.ndarray, accuracy: np.ndarray, k: int, baseline: 
         found = expected_best_of(score[idx], accuracy[idx], k)
         return found if base is None else found - expected_best_of(base[idx], accuracy[idx], k)
 
-    n = len(score)
-    point = value(np.arange(n))
-    draws = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
-    values = np.array([value(i) for i in draws])
-    tail = 100 * (1 - confidence) / 2
-    lo, hi = np.percentile(values, [tail, 100 - tail])
-    return point, float(lo), float(hi)
+    point = value(np.arange(len(score)))
+    return (point, *percentile_bootstrap(value, len(score), confidence, n_resamples, seed))
+
+
+def mean_std_se(values: np.ndarray) -> tuple[float, float, float, int]:
+    """(mean, std, standard error of the mean, n) of the finite ``values`` (std and SE NaN below 2 values)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    n = len(values)
+    if not n:
+        return float("nan"), float("nan"), float("nan"), 0
+    std = float(np.std(values, ddof=1)) if n > 1 else float("nan")
+    return float(np.mean(values)), std, std / math.sqrt(n) if n > 1 else float("nan"), n
+
+
+def difference_in_se(mean: float, std: float, n: int, paper: float, paper_std: float, paper_n: int) -> float:
+    """(ours - published) over the standard error of the difference of the two means (our std and n, the published
+    std over its ``paper_n`` runs); NaN below 2 values of ours or with no spread."""
+    se = math.sqrt(std ** 2 / n + paper_std ** 2 / paper_n) if n > 1 else float("nan")
+    return (mean - paper) / se if se and np.isfinite(se) else float("nan")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ntkexp.report.generated import markers
+from ntkexp.stats import difference_in_se, mean_std_se
 
 BLOCK = "table 5.5 (scripts/report_table55.py)"
 PAPER_RUNS = 500
@@ -65,20 +66,6 @@ def published(summaries: dict[str, dict[str, Any]], method: str) -> dict[str, fl
     return dict(cfg.get("task", {}).get("simulated", {}).get("published", {}).get(method, {}) or {})
 
 
-def cell_stats(values: np.ndarray) -> tuple[float, float, float, int]:
-    values = values[np.isfinite(values)]
-    n = len(values)
-    if not n:
-        return float("nan"), float("nan"), float("nan"), 0
-    std = float(np.std(values, ddof=1)) if n > 1 else float("nan")
-    return float(np.mean(values)), std, std / math.sqrt(n) if n > 1 else float("nan"), n
-
-
-def z_score(mean: float, std: float, n: int, paper: float, paper_std: float) -> float:
-    se = math.sqrt(std ** 2 / n + paper_std ** 2 / PAPER_RUNS) if n > 1 else float("nan")
-    return (mean - paper) / se if se and np.isfinite(se) else float("nan")
-
-
 def section(dirs: list[Path]) -> str:
     frame, summaries = load_runs(dirs)
     columns = [c for c in COLUMNS if c in frame.columns]
@@ -89,10 +76,10 @@ def section(dirs: list[Path]) -> str:
         pub = published(summaries, method)
         cells = [method, str(len(part))]
         for c in columns:
-            mean, std, se, n = cell_stats(part[c].to_numpy(dtype=float))
+            mean, std, se, n = mean_std_se(part[c].to_numpy(dtype=float))
             mark = ""
             if c in pub and f"{c}_std" in pub:
-                z = z_score(mean, std, n, pub[c], pub[f"{c}_std"])
+                z = difference_in_se(mean, std, n, pub[c], pub[f"{c}_std"], PAPER_RUNS)
                 if np.isfinite(z) and abs(z) > 2:
                     mark = f" ✱ ({z:+.1f} SE)"
                     why = departures(method, summaries[method])

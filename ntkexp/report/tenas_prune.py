@@ -7,7 +7,6 @@ difference, a cell beyond 2 of them marked and listed with the departures of the
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ntkexp.report.generated import markers
+from ntkexp.stats import difference_in_se, mean_std_se
 
 BLOCK = "tenas pruning (scripts/report_tenas_prune.py)"
 DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "ImageNet16-120": "ImageNet16-120"}
@@ -31,13 +31,6 @@ def load_sweep(sweep: Path) -> list[dict[str, Any]]:
     if not summaries:
         raise ValueError(f"{sweep} holds no finished task=prune_search run (no */summary.json)")
     return sorted(summaries, key=lambda s: int(s["config"]["seed"]))
-
-
-def difference_in_se(mean: float, std: float, n: int, paper: float, paper_std: float) -> float:
-    """(ours - paper) over the standard error of the difference of two means (our n, the paper's 4 runs)."""
-    if n < 2 or not np.isfinite(std):
-        return float("nan")
-    return (mean - paper) / math.sqrt(std ** 2 / n + paper_std ** 2 / PUBLISHED_RUNS)
 
 
 def departures(summary: dict[str, Any]) -> list[str]:
@@ -90,12 +83,10 @@ def sweep_table(summaries: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
         if d != searched:  # TE-NAS's row for this column comes from a search on that data set's own images
             why.append(f"the arch was searched on {DATASETS.get(searched, searched)} images and only judged on "
                        f"{DATASETS[d]} (TE-NAS searches each data set on its own images)")
-        values = np.array([s["found"]["accuracy"][d] for s in summaries], dtype=float)
-        n, mean = len(values), float(values.mean())
-        std = float(values.std(ddof=1)) if n > 1 else float("nan")
-        z = difference_in_se(mean, std, n, *PUBLISHED[d])
+        mean, std, se, n = mean_std_se(np.array([s["found"]["accuracy"][d] for s in summaries], dtype=float))
+        z = difference_in_se(mean, std, n, *PUBLISHED[d], PUBLISHED_RUNS)
         mark = f" ✱ ({z:+.1f} SE)" if np.isfinite(z) and abs(z) > 2 else (f" ({z:+.1f} SE)" if np.isfinite(z) else "")
-        cells.append(f"**{mean:.2f} ± {std:.2f}** (SE {std / math.sqrt(n):.2f}, n {n}){mark}")
+        cells.append(f"**{mean:.2f} ± {std:.2f}** (SE {se:.2f}, n {n}){mark}")
         if mark.startswith(" ✱"):
             flagged.append(f"- **{DATASETS[d]}**: {mean:.2f} against the published {PUBLISHED[d][0]:.2f}, {z:+.1f} "
                            "standard errors of the difference. Departures of this run that can explain it: "
