@@ -39,9 +39,8 @@ NOT_IN_KEY = {"ntk": {"chunk_size": None}}
 LEFT_OUT = {"ntk": ("implementation",)}
 
 
-def cache_key(purpose: str, arch: str, conventions: Mapping[str, Any], **detail: Any) -> str:
-    """The cache key of ``purpose`` ('score', 'track' or 'training') for ``arch`` under ``conventions`` (less
-    :data:`NOT_IN_KEY` and :data:`LEFT_OUT`)."""
+def key_conventions(conventions: Mapping[str, Any]) -> dict[str, Any]:
+    """``conventions`` as a key holds them: :data:`NOT_IN_KEY` at their defaults, :data:`LEFT_OUT` removed."""
     conventions = dict(conventions)
     for part, neutral in NOT_IN_KEY.items():
         if isinstance(conventions.get(part), Mapping):
@@ -49,6 +48,13 @@ def cache_key(purpose: str, arch: str, conventions: Mapping[str, Any], **detail:
     for part, names in LEFT_OUT.items():
         if isinstance(conventions.get(part), Mapping):
             conventions[part] = {k: v for k, v in conventions[part].items() if k not in names}
+    return conventions
+
+
+def cache_key(purpose: str, arch: str, conventions: Mapping[str, Any], **detail: Any) -> str:
+    """The cache key of ``purpose`` ('score', 'track' or 'training') for ``arch`` under ``conventions`` (less
+    :data:`NOT_IN_KEY` and :data:`LEFT_OUT`)."""
+    conventions = key_conventions(conventions)
     payload = {"schema": SCORE_SCHEMA, "purpose": purpose, "arch": arch, **conventions, **detail}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

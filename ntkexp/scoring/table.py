@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ntkexp.io import atomic_write, resolve_path
-from ntkexp.scoring.keys import LEFT_OUT, NOT_IN_KEY
+from ntkexp.scoring.keys import key_conventions
 
 NOT_METRICS = {"arch", "index", "accuracy", "flags", "seconds", "cached", "error", "train_loss", "train_acc"}
 
@@ -36,13 +36,7 @@ def comparable(conventions: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[prefix] = value
 
-    walk("", json.loads(json.dumps(conventions, default=str)))
-    for part, neutral in NOT_IN_KEY.items():
-        for name in neutral:
-            out.pop(f"{part}.{name}", None)
-    for part, names in LEFT_OUT.items():
-        for name in names:
-            out.pop(f"{part}.{name}", None)
+    walk("", json.loads(json.dumps(key_conventions(conventions), default=str)))
     return out
 
 
